@@ -1,0 +1,406 @@
+"""The whole system's configuration: frozen dataclasses, one YAML file plus ``section.field=value``.
+
+Every field carries its documentation in ``metadata["help"]`` (``zerosearch config fields`` prints
+them) and its constraints (``Literal`` choices, ``ge``/``gt``/``le`` bounds). Anything wrong —
+an unknown key, a value of the wrong type, a choice that does not exist — raises ``ConfigError``
+naming the key and what would be valid. Light module: no torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import yaml
+
+from zerosearch_rl.curriculum import NoiseSchedule
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with a one-line message naming the key."""
+
+
+def _f(default: Any, help: str, **bounds: float) -> Any:
+    """A documented field; ``bounds`` may hold ``ge``, ``gt``, ``le``."""
+    return field(default=default, metadata={"help": help, **bounds})
+
+
+class _Section:
+    """Validation shared by all sections: bounds and choices, then the section's own checks."""
+
+    section: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value, key = getattr(self, f.name), f"{self.section}.{f.name}"
+            _check_choices(value, hints[f.name], key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                for op, ok, word in (("ge", value.__ge__, ">="), ("gt", value.__gt__, ">"),
+                                     ("le", value.__le__, "<=")):
+                    if op in f.metadata and not ok(f.metadata[op]):
+                        raise ConfigError(f"{key} must be {word} {f.metadata[op]}, got {value}")
+        self.validate()
+
+    def validate(self) -> None:
+        """Checks between fields of one section (override in sections that need them)."""
+
+
+def _check_choices(value: Any, tp: Any, key: str) -> None:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Literal and value not in args:
+        raise ConfigError(f"{key}: {value!r} is not valid; valid: {', '.join(map(str, args))}")
+    if origin in (typing.Union, types.UnionType) and value is not None:
+        _check_choices(value, next(a for a in args if a is not type(None)), key)
+    if origin is tuple and isinstance(value, tuple):
+        for item in value:
+            _check_choices(item, args[0], key)
+
+
+@dataclass(frozen=True)
+class ModelConfig(_Section):
+    section: ClassVar[str] = "model"
+    policy: str = _f("", "Policy model: a local directory, or a Hugging Face name already in the local "
+                         "cache (nothing is downloaded by tests or the demo).")
+    tokenizer: str = _f("", "Tokenizer directory or name; empty = the policy's.")
+    dtype: Literal["float32", "bfloat16", "float16"] = _f(
+        "float32", "Weights dtype. float32 on CPU (bf16 is several times slower there).")
+    device: Literal["auto", "cpu", "cuda"] = _f("auto", "auto = cuda when available, else cpu.")
+    prompt_style: Literal["auto", "base", "chat"] = _f(
+        "auto", "base = plain-text instruction; chat = through the tokenizer's chat template; "
+                "auto = chat when the tokenizer has a template.")
+    lora_rank: int = _f(0, "LoRA rank through peft; 0 = full fine-tuning.", ge=0)
+    lora_alpha: int = _f(16, "LoRA scaling numerator (alpha / rank scales the update).", gt=0)
+    lora_dropout: float = _f(0.0, "Dropout on the LoRA branch.", ge=0.0, le=1.0)
+    lora_target_modules: tuple[str, ...] = _f(
+        ("q_proj", "k_proj", "v_proj", "o_proj"), "Module names that receive LoRA adapters.")
+    gradient_checkpointing: bool = _f(False, "Recompute activations in backward (saves GPU memory, "
+                                             "costs time; leave off on CPU).")
+    trust_remote_code: bool = _f(False, "Allow model code shipped with a checkpoint to run.")
+
+
+@dataclass(frozen=True)
+class DataConfig(_Section):
+    section: ClassVar[str] = "data"
+    train_files: tuple[str, ...] = _f((), "Training questions: ZeroSearch/Search-R1 parquet or JSONL files.")
+    eval_files: tuple[str, ...] = _f((), "Evaluation questions, same formats.")
+    sources: tuple[str, ...] = _f((), "Keep only these data_source values (e.g. nq, hotpotqa); empty = all.")
+    limit: int | None = _f(None, "Keep at most this many examples per file (null = all).", gt=0)
+    shuffle: bool = _f(True, "Shuffle training questions each epoch (seeded by trainer.seed).")
+
+
+@dataclass(frozen=True)
+class RolloutConfig(_Section):
+    section: ClassVar[str] = "rollout"
+    generator: Literal["transformers", "vllm", "openai"] = _f(
+        "transformers", "Who generates policy tokens: in-process transformers (CPU default), in-process "
+                        "vLLM (extra 'vllm'), or an OpenAI-compatible server.")
+    n_samples: int = _f(5, "Samples per prompt (the GRPO group size).", ge=1)
+    temperature: float = _f(1.0, "Sampling temperature of the policy during training.", ge=0.0)
+    top_p: float = _f(1.0, "Nucleus sampling mass.", gt=0.0, le=1.0)
+    max_turns: int = _f(4, "Policy turns per episode; the last turn may answer but runs no search.", ge=1)
+    max_new_tokens: int = _f(500, "New tokens per policy turn.", ge=1)
+    max_obs_tokens: int = _f(500, "Tokens of one <information> observation; longer ones are truncated.", ge=1)
+    max_response_tokens: int = _f(4096, "Tokens after the prompt (policy + observations) per episode.", ge=1)
+    max_prompt_tokens: int = _f(2048, "Longest prompt accepted; longer ones fail with the sample id.", ge=1)
+
+
+BACKENDS = ("simulate_prompt", "simulate_sft", "bm25", "dense", "remote", "serpapi", "mixture", "fake")
+Backend = Literal["simulate_prompt", "simulate_sft", "bm25", "dense", "remote", "serpapi", "mixture", "fake"]
+
+
+@dataclass(frozen=True)
+class SearchConfig(_Section):
+    section: ClassVar[str] = "search"
+    backend: Backend = _f("simulate_sft", "Search engine: simulate_prompt / simulate_sft (an LLM writes the "
+                                          "documents), bm25 / dense (local index), remote (Search-R1 "
+                                          "/retrieve server), serpapi (Google), mixture, fake (tests).")
+    topk: int = _f(5, "Documents returned per query.", ge=1)
+    corpus: str = _f("", "Corpus for bm25/dense: JSONL of {id, title, text} or {id, contents}.")
+    index_dir: str = _f("", "Where built indexes are cached; empty = beside the corpus.")
+    urls: tuple[str, ...] = _f((), "Base URLs of Search-R1-style /retrieve servers (tried in order).")
+    timeout_s: float = _f(30.0, "Seconds before one search call is abandoned.", gt=0.0)
+    max_retries: int = _f(3, "Retries after a failed call, with exponential backoff.", ge=0)
+    backoff_s: float = _f(0.5, "First backoff delay; doubles after each retry.", ge=0.0)
+    on_error: Literal["raise", "document"] = _f(
+        "raise", "After the retries: raise (stop, naming the endpoint) or return one 'search failed' "
+                 "document, counted in the metrics.")
+    cache: Literal["none", "memory", "sqlite"] = _f("memory", "Cache of (query, kind, question) -> documents.")
+    cache_path: str = _f("", "SQLite file for cache=sqlite.")
+    mixture_real: Backend = _f("bm25", "The real engine of backend=mixture.")
+    mixture_real_share: float = _f(0.0, "Share of searches that backend=mixture sends to the real engine.",
+                                   ge=0.0, le=1.0)
+
+    def validate(self) -> None:
+        if self.backend == "mixture" and self.mixture_real in ("mixture", "simulate_prompt", "simulate_sft"):
+            raise ConfigError(f"search.mixture_real must be a real engine, got {self.mixture_real!r}")
+        if self.cache == "sqlite" and not self.cache_path:
+            raise ConfigError("search.cache=sqlite needs search.cache_path")
+
+
+@dataclass(frozen=True)
+class SimulatorConfig(_Section):
+    section: ClassVar[str] = "simulator"
+    client: Literal["transformers", "openai", "vllm"] = _f(
+        "transformers", "LLM behind the simulated engine: in-process transformers, an OpenAI-compatible "
+                        "server (sglang, vLLM), or in-process vLLM.")
+    model: str = _f("", "Local model directory (transformers/vllm), or the served model name (openai; "
+                        "empty = the first one listed by /v1/models).")
+    base_urls: tuple[str, ...] = _f((), "OpenAI-compatible base URLs (ending in /v1); fail-over in order.")
+    api_key_env: str = _f("", "Environment variable holding the server's API key (never logged).")
+    temperature: float = _f(0.8, "Sampling temperature of the simulator (ZeroSearch: 0.8).", ge=0.0)
+    top_p: float = _f(1.0, "Nucleus sampling mass of the simulator.", gt=0.0, le=1.0)
+    max_new_tokens: int = _f(600, "Tokens per simulated result page (ZeroSearch: 600).", ge=1)
+    concurrency: int = _f(64, "Requests in flight at once against a server.", ge=1)
+    timeout_s: float = _f(60.0, "Seconds before one simulator request is abandoned.", gt=0.0)
+    max_retries: int = _f(3, "Retries per request, with exponential backoff.", ge=0)
+    backoff_s: float = _f(0.5, "First backoff delay; doubles after each retry.", ge=0.0)
+
+
+@dataclass(frozen=True)
+class CurriculumConfig(_Section):
+    section: ClassVar[str] = "curriculum"
+    schedule: Literal["exponential", "linear", "constant", "step"] = _f(
+        "exponential", "How the noise probability grows (ZeroSearch: exponential).")
+    start: float = _f(0.0, "Noise probability at step 0 (p_s).", ge=0.0, le=1.0)
+    end: float = _f(0.5, "Noise probability from `steps` on (p_e); constant holds this value.", ge=0.0, le=1.0)
+    steps: int | None = _f(None, "Step at which `end` is reached (m); null = trainer.total_steps.", ge=1)
+    base: float = _f(4.0, "Base b of the exponential schedule (b > 0, b != 1).", gt=0.0)
+    stairs: int = _f(1, "Number of equal jumps of the step schedule.", ge=1)
+
+    def validate(self) -> None:
+        if self.schedule == "exponential" and self.base == 1.0:
+            raise ConfigError("curriculum.base must not be 1 for the exponential schedule")
+
+    def noise_schedule(self, total_steps: int) -> NoiseSchedule:
+        return NoiseSchedule(self.schedule, self.start, self.end, self.steps or total_steps,
+                             self.base, self.stairs)
+
+
+@dataclass(frozen=True)
+class AlgorithmConfig(_Section):
+    section: ClassVar[str] = "algorithm"
+    advantage: Literal["grpo", "reinforce", "rloo", "gae"] = _f(
+        "grpo", "Advantage estimator: grpo (group-normalised), reinforce, rloo (leave-one-out), gae (PPO "
+                "with a value model).")
+    grpo_std_normalize: bool = _f(True, "GRPO: divide by the group's reward std (groups with std 0 get 0).")
+    reinforce_baseline: bool = _f(True, "REINFORCE: subtract the batch-mean reward.")
+    clip_ratio_low: float = _f(0.2, "PPO clip: ratio may fall to 1 - this.", gt=0.0, le=1.0)
+    clip_ratio_high: float = _f(0.2, "PPO clip: ratio may rise to 1 + this.", gt=0.0)
+    kl_coef: float = _f(0.001, "Weight of the KL penalty to the frozen reference (0 = no reference).", ge=0.0)
+    kl_estimator: Literal["k1", "k3"] = _f("k3", "KL estimator: k1 (log-ratio) or k3 (low-variance).")
+    entropy_coef: float = _f(0.0, "Weight of the entropy bonus.", ge=0.0)
+    gamma: float = _f(1.0, "GAE discount.", ge=0.0, le=1.0)
+    lam: float = _f(1.0, "GAE lambda.", ge=0.0, le=1.0)
+    value_clip: float = _f(0.5, "GAE/PPO: value predictions move at most this far from the old ones.", gt=0.0)
+    critic_lr: float = _f(1e-5, "Learning rate of the value model (gae).", gt=0.0)
+
+
+@dataclass(frozen=True)
+class TrainerConfig(_Section):
+    section: ClassVar[str] = "trainer"
+    seed: int = _f(0, "Seeds data order, sampling and the noise draws.")
+    total_steps: int = _f(203, "Training steps (ZeroSearch: 203).", ge=1)
+    batch_size: int = _f(64, "Prompts per step (each sampled rollout.n_samples times).", ge=1)
+    mini_batches: int = _f(1, "Optimizer steps per PPO epoch (the step's trajectories split evenly).", ge=1)
+    micro_batch_size: int = _f(8, "Trajectories per forward/backward (gradient accumulation).", ge=1)
+    ppo_epochs: int = _f(1, "Passes over each step's trajectories.", ge=1)
+    lr: float = _f(1e-6, "Policy learning rate (ZeroSearch: 1e-6).", gt=0.0)
+    weight_decay: float = _f(0.0, "AdamW weight decay.", ge=0.0)
+    warmup_steps: int = _f(0, "Linear learning-rate warm-up steps.", ge=0)
+    max_grad_norm: float = _f(1.0, "Gradient clipping norm.", gt=0.0)
+    reward_metric: Literal["f1", "exact_match", "cover_em"] = _f("f1", "Reward (ZeroSearch: f1).")
+    output_dir: str = _f("runs/default", "Run folder: metrics, checkpoints, resolved config, plots.")
+    save_every: int = _f(50, "Checkpoint every N steps (0 = only at the end).", ge=0)
+    eval_every: int = _f(0, "Evaluate on data.eval_files every N steps (0 = never during training).", ge=0)
+    keep_checkpoints: int = _f(2, "Checkpoints kept on disk (older ones are deleted).", ge=1)
+    tensorboard: bool = _f(False, "Also log metrics to TensorBoard.")
+    wandb_project: str = _f("", "Also log to this Weights & Biases project (extra 'wandb'); empty = off.")
+    strategy: Literal["auto", "ddp", "fsdp"] = _f(
+        "auto", "Multi-process strategy under torchrun: auto = ddp when WORLD_SIZE > 1.")
+
+
+@dataclass(frozen=True)
+class EvalConfig(_Section):
+    section: ClassVar[str] = "eval"
+    methods: tuple[Literal["direct", "cot", "rag", "agent"], ...] = _f(
+        ("agent",), "Methods to run with the same model: direct, cot, rag, agent.")
+    limit: int | None = _f(None, "Evaluate at most this many questions (null = all).", gt=0)
+    batch_size: int = _f(16, "Questions generated together.", ge=1)
+    temperature: float = _f(0.0, "Sampling temperature (0 = greedy).", ge=0.0)
+    output_dir: str = _f("runs/eval", "Where traces, summary.json, the table and the chart go.")
+
+
+SECTIONS: dict[str, type[_Section]] = {
+    cls.section: cls
+    for cls in (ModelConfig, DataConfig, RolloutConfig, SearchConfig, SimulatorConfig, CurriculumConfig,
+                AlgorithmConfig, TrainerConfig, EvalConfig)
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a command needs; build it with ``load_config``."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        if self.algorithm.advantage in ("grpo", "rloo") and self.rollout.n_samples < 2:
+            raise ConfigError(f"algorithm.advantage={self.algorithm.advantage} compares samples of one prompt: "
+                              f"rollout.n_samples must be >= 2, got {self.rollout.n_samples}")
+        per_step = self.trainer.batch_size * self.rollout.n_samples
+        if per_step % self.trainer.mini_batches:
+            raise ConfigError(f"trainer.mini_batches={self.trainer.mini_batches} must divide the "
+                              f"{per_step} trajectories of a step (batch_size x n_samples)")
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _unknown(key: str, name: str, valid: Sequence[str], prefix: str = "") -> ConfigError:
+    close = difflib.get_close_matches(name, valid, n=1)
+    hint = f" (did you mean {prefix + close[0]!r}?)" if close else ""
+    return ConfigError(f"unknown key {key!r}{hint}; valid: {', '.join(prefix + v for v in valid)}")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Convert a YAML value to the field type ``tp`` or raise ``ConfigError`` naming ``key``."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        return _coerce(value, next(a for a in args if a is not type(None)), key)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{key}: {value!r} is not valid; valid: {', '.join(map(str, args))}")
+        return value
+    if origin is tuple:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return tuple(_coerce(v, args[0], key) for v in items)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if value is None or isinstance(value, (dict, list)):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value if isinstance(value, str) else str(value)
+    raise TypeError(f"{key}: unsupported field type {tp!r}")  # a bug in this module, not user input
+
+
+def _build_section(cls: type[_Section], raw: Any) -> _Section:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"section {cls.section!r} must be a mapping of keys to values, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    kwargs = {}
+    for name, value in raw.items():
+        key = f"{cls.section}.{name}"
+        if name not in names:
+            raise _unknown(key, str(name), names, prefix=f"{cls.section}.")
+        kwargs[name] = _coerce(value, hints[name], key)
+    return cls(**kwargs)
+
+
+def config_from_dict(raw: Mapping[str, Any]) -> Config:
+    """Build a validated ``Config`` from nested mappings (section -> field -> value)."""
+    for name in raw:
+        if name not in SECTIONS:
+            raise _unknown(str(name), str(name), list(SECTIONS))
+    sections = {name: _build_section(cls, raw.get(name) or {}) for name, cls in SECTIONS.items()}
+    return Config(**sections)  # type: ignore[arg-type]
+
+
+def _parse_override(text: str) -> tuple[str, str, Any]:
+    key, sep, value = text.partition("=")
+    section, dot, name = key.strip().partition(".")
+    if not sep or not dot or not section or not name or "." in name:
+        raise ConfigError(f"override {text!r} must look like section.field=value (e.g. trainer.lr=1e-5)")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc.problem})") from None
+    return section, name, parsed
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
+    """Read one YAML file (optional) and apply ``section.field=value`` overrides, in order."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {str(p)!r} does not exist")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML: {exc}".replace("\n", " ")) from None
+        if loaded is not None and not isinstance(loaded, Mapping):
+            raise ConfigError(f"{p}: the top level must be a mapping of sections, got {type(loaded).__name__}")
+        raw = {k: dict(v) if isinstance(v, Mapping) else v for k, v in (loaded or {}).items()}
+    for text in overrides:
+        section, name, value = _parse_override(text)
+        if section not in SECTIONS:
+            raise _unknown(f"{section}.{name}", section, list(SECTIONS))
+        if not isinstance(raw.setdefault(section, {}), dict):
+            raise ConfigError(f"section {section!r} must be a mapping, got {raw[section]!r}")
+        raw[section][name] = value
+    return config_from_dict(raw)
+
+
+def config_to_dict(cfg: Config) -> dict[str, dict[str, Any]]:
+    """Plain nested dicts (tuples as lists), ready for YAML or JSON."""
+    def plain(v: Any) -> Any:
+        return [plain(x) for x in v] if isinstance(v, tuple) else v
+
+    return {
+        name: {f.name: plain(getattr(section, f.name)) for f in dataclasses.fields(section)}  # type: ignore[arg-type]
+        for name, section in ((n, getattr(cfg, n)) for n in SECTIONS)
+    }
+
+
+def dump_config(cfg: Config) -> str:
+    """The resolved config as YAML; ``load_config`` of it gives back an equal ``Config``."""
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=False)
+
+
+def save_config(cfg: Config, path: str | Path) -> Path:
+    """Write the resolved config (beside a run's outputs)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(dump_config(cfg), encoding="utf-8")
+    return p
+
+
+def describe_fields() -> list[tuple[str, str, str, str]]:
+    """(key, type, default, help) of every field, for ``zerosearch config fields``."""
+    rows = []
+    for name, cls in SECTIONS.items():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            tp = str(hints[f.name]).replace("typing.", "")
+            rows.append((f"{name}.{f.name}", tp, repr(f.default), f.metadata["help"]))
+    return rows
