@@ -35,10 +35,12 @@ INSTRUCTION = (
     "Question: {question}\n"
 )
 
+# Names the opening tags only: a complete "<answer> … </answer>" pair in injected text would be
+# read back as the policy's answer by ``reward.extract_answer``.
 INVALID_ACTION_FEEDBACK = (
-    "\nMy previous action was invalid. To search, I must write a query between <search> and "
-    "</search>; to finish, I must write the final answer between <answer> and </answer>. "
-    "Let me try again.\n"
+    "\nMy previous action was invalid. To search, I must write the query right after <search> and "
+    "end it with the closing search tag; to finish, I must write the final answer right after "
+    "<answer> and end it with the closing answer tag. Let me try again.\n"
 )
 
 NO_RESULTS = "No documents were found."
