@@ -111,9 +111,9 @@ def test_configs_are_frozen_and_validate_on_direct_construction():
     cfg = Config()
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.trainer.lr = 1.0  # type: ignore[misc]
-    with pytest.raises(ConfigError, match="search.topk must be >= 1"):
+    with pytest.raises(ConfigError, match=r"search\.topk must be >= 1"):
         SearchConfig(topk=0)
-    with pytest.raises(ConfigError, match="trainer.ppo_epochs must be >= 1"):
+    with pytest.raises(ConfigError, match=r"trainer\.ppo_epochs must be >= 1"):
         TrainerConfig(ppo_epochs=0)
 
 

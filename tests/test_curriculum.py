@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 
@@ -71,7 +72,7 @@ def test_increasing_schedules_are_monotone(steps, base):
     for kind in ("exponential", "linear", "step"):
         s = NoiseSchedule(kind, 0.0, 0.5, steps, base, stairs=3)
         values = [s.probability(i) for i in range(0, steps + 2, max(1, steps // 50))]
-        assert all(a <= b + 1e-12 for a, b in zip(values, values[1:]))
+        assert all(a <= b + 1e-12 for a, b in itertools.pairwise(values))
 
 
 @pytest.mark.parametrize(

@@ -145,6 +145,17 @@ class SearchConfig(_Section):
 
 
 @dataclass(frozen=True)
+class ServeConfig(_Section):
+    section: ClassVar[str] = "serve"
+    host: str = _f("127.0.0.1", "Address `zerosearch serve` binds (0.0.0.0 exposes it to the network).")
+    port: int = _f(8000, "Port of `zerosearch serve`.", ge=0, le=65535)
+    max_queries: int = _f(512, "Largest query list accepted in one /retrieve request.", ge=1)
+    noise_probability: float = _f(0.0, "Noise probability for requests that do not say (simulated backends).",
+                                  ge=0.0, le=1.0)
+    seed: int = _f(0, "Seed of the server's noise draws.")
+
+
+@dataclass(frozen=True)
 class SimulatorConfig(_Section):
     section: ClassVar[str] = "simulator"
     client: Literal["transformers", "openai", "vllm"] = _f(
@@ -239,7 +250,7 @@ class EvalConfig(_Section):
 
 SECTIONS: dict[str, type[_Section]] = {
     cls.section: cls
-    for cls in (ModelConfig, DataConfig, RolloutConfig, SearchConfig, SimulatorConfig, CurriculumConfig,
+    for cls in (ModelConfig, DataConfig, RolloutConfig, SearchConfig, ServeConfig, SimulatorConfig, CurriculumConfig,
                 AlgorithmConfig, TrainerConfig, EvalConfig)
 }
 
@@ -252,6 +263,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)

@@ -1,0 +1,100 @@
+"""Network calls that never wait forever (DESIGN.md contract 6).
+
+Every call has a timeout (set on the httpx client), a bounded number of retries with exponential
+backoff, and fail-over across several base URLs. When every attempt has failed, ``EndpointError``
+names the URLs, the number of attempts and the last error, so the user knows which server to fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+
+T = TypeVar("T")
+
+
+class EndpointError(RuntimeError):
+    """A remote endpoint that could not be used after every retry; the message names it."""
+
+
+class NonRetryable(Exception):
+    """Raised inside an attempt to stop retrying at once (a 4xx reply: retrying cannot help)."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """``max_retries`` retries after the first attempt, waiting ``backoff_s * 2**i`` (capped) between."""
+
+    max_retries: int = 3
+    backoff_s: float = 0.5
+    max_backoff_s: float = 8.0
+
+    @property
+    def attempts(self) -> int:
+        return self.max_retries + 1
+
+    def delay(self, retry: int) -> float:
+        return min(self.backoff_s * 2**retry, self.max_backoff_s)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, httpx.HTTPStatusError):
+        body = exc.response.text[:200].replace("\n", " ")
+        return f"HTTP {exc.response.status_code}: {body}"
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if str(exc) else text
+
+
+def raise_for_status(response: httpx.Response) -> None:
+    """5xx and 429 are worth retrying; any other 4xx is final."""
+    if response.status_code >= 500 or response.status_code == 429:
+        response.raise_for_status()
+    if response.status_code >= 400:
+        raise NonRetryable(_describe(httpx.HTTPStatusError("", request=response.request, response=response)))
+
+
+async def call_with_failover(
+    urls: Sequence[str],
+    attempt: Callable[[str], Awaitable[T]],
+    policy: RetryPolicy,
+    what: str,
+) -> T:
+    """Run ``attempt(url)`` until it succeeds, rotating through ``urls`` on each failure.
+
+    Retried: transport errors (refused or dropped connections, timeouts), HTTP 5xx and 429, and
+    malformed replies (``ValueError``, ``KeyError``, ``TypeError`` raised while reading one).
+    """
+    if not urls:
+        raise EndpointError(f"{what}: no URL configured")
+    last = ""
+    for i in range(policy.attempts):
+        url = urls[i % len(urls)]
+        try:
+            return await attempt(url)
+        except NonRetryable as exc:
+            raise EndpointError(f"{what}: {url} refused the request: {exc}") from None
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            last = f"{url}: {_describe(exc)}"
+        if i + 1 < policy.attempts:
+            await asyncio.sleep(policy.delay(i))
+    tried = ", ".join(dict.fromkeys(urls[i % len(urls)] for i in range(policy.attempts)))
+    raise EndpointError(f"{what}: no answer from {tried} after {policy.attempts} attempts (last error: {last})")
+
+
+def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine from synchronous code, even when the calling thread already runs a loop.
+
+    ``make`` builds the coroutine where it will run, so no coroutine is created on one loop and
+    awaited on another.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
