@@ -304,7 +304,7 @@ def test_error_invalid_json_row_3(tmp_path):
 
 def test_error_row_is_a_list(tmp_path):
     path = jsonl_with_bad_row(tmp_path, json.dumps(["q", ["a"]]))
-    with pytest.raises(DataError, match=rf"{loc(path)}: row 2: expected a JSON object, got list"):
+    with pytest.raises(DataError, match=rf"{loc(path)}: row 2: expected a JSON object \(one per line\), got list"):
         read_examples(path)
 
 

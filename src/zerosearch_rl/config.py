@@ -131,9 +131,13 @@ class SearchConfig(_Section):
     on_error: Literal["raise", "document"] = _f(
         "raise", "After the retries: raise (stop, naming the endpoint) or return one 'search failed' "
                  "document, counted in the metrics.")
-    cache: Literal["none", "memory", "sqlite"] = _f("memory", "Cache of (query, kind, question) -> documents.")
+    cache: Literal["none", "memory", "sqlite"] = _f(
+        "none", "Cache of search results keyed by (query) for real engines, (query, kind, question, answers) for "
+                "simulated ones. Off by default: a cached simulator stops varying its documents.")
     cache_path: str = _f("", "SQLite file for cache=sqlite.")
     mixture_real: Backend = _f("bm25", "The real engine of backend=mixture.")
+    mixture_simulator: Literal["simulate_sft", "simulate_prompt"] = _f(
+        "simulate_sft", "The simulated engine of backend=mixture.")
     mixture_real_share: float = _f(0.0, "Share of searches that backend=mixture sends to the real engine.",
                                    ge=0.0, le=1.0)
 

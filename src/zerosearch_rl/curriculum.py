@@ -70,7 +70,7 @@ class NoiseSchedule:
         return self.start + progress * (self.end - self.start)
 
 
-def _unit_draw(*key: object) -> float:
+def unit_draw(*key: object) -> float:
     """A uniform number in [0, 1) that depends only on ``key`` (stable across processes/platforms)."""
     digest = hashlib.blake2b(repr(key).encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2.0**64
@@ -84,4 +84,4 @@ def is_noisy(seed: int, step: int, sample_id: str | int, turn: int, p: float) ->
     """
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"noise probability must be in [0, 1], got {p}")
-    return _unit_draw("noise", int(seed), int(step), str(sample_id), int(turn)) < p
+    return unit_draw("noise", int(seed), int(step), str(sample_id), int(turn)) < p

@@ -37,6 +37,8 @@ def _answers(value: Any, where: str) -> tuple[str, ...]:
         raise DataError(f"{where}: expected a non-empty list of answer strings, got {value!r}")
     out = []
     for a in value:
+        if isinstance(a, float) and a.is_integer():
+            a = int(a)  # pandas turns whole numbers into floats: 1969.0 must read "1969"
         if isinstance(a, (int, float)) and not isinstance(a, bool):
             a = str(a)  # numeric golds ("1969") sometimes arrive as numbers
         if not isinstance(a, str) or not a.strip():
@@ -53,7 +55,7 @@ def _question(value: Any, where: str) -> str:
 
 def _read_jsonl(path: Path) -> list[QAExample]:
     out = []
-    with path.open(encoding="utf-8") as fh:
+    with path.open(encoding="utf-8-sig") as fh:  # -sig: tolerate a byte-order mark
         for line_no, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -63,7 +65,7 @@ def _read_jsonl(path: Path) -> list[QAExample]:
             except json.JSONDecodeError as exc:
                 raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
             if not isinstance(row, dict):
-                raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+                raise DataError(f"{where}: expected a JSON object (one per line), got {type(row).__name__}")
             for name in ("question", "answers"):
                 if name not in row:
                     raise DataError(f"{where}: missing field {name!r}")
@@ -107,8 +109,9 @@ def _read_parquet(path: Path) -> list[QAExample]:
         else:
             answers = _answers(row.get("golden_answers"), f"{where}, field 'golden_answers'")
         extra = row.get("extra_info") or {}
-        split = extra.get("split", "")
-        index = extra.get("index", i)
+        split = extra.get("split") or ""
+        index = extra.get("index")
+        index = i if index is None else index
         out.append(QAExample(
             id=f"{source}-{split}-{index}" if split else f"{source}-{index}",
             question=_question(row["question"], f"{where}, field 'question'"),
@@ -123,7 +126,7 @@ def read_examples(path: str | Path) -> list[QAExample]:
     """All examples of one file, in file order. The format is chosen by the extension."""
     p = Path(path)
     if not p.is_file():
-        raise DataError(f"data file {str(p)!r} does not exist")
+        raise DataError(f"data file {str(p)!r} " + ("is a directory" if p.is_dir() else "does not exist"))
     if p.suffix == ".parquet":
         return _read_parquet(p)
     if p.suffix in (".jsonl", ".json"):

@@ -45,9 +45,10 @@ INVALID_ACTION_FEEDBACK = (
 
 NO_RESULTS = "No documents were found."
 
-_OWN_TAG = r"</?(?:think|search|answer|information)>"
+#: Matches any of our tags; element content may hold none of them.
+OWN_TAG = r"</?(?:think|search|answer|information)>"
 # The first complete <search> or <answer> element whose content holds none of our tags.
-_ACTION_RE = re.compile(rf"<(search|answer)>((?:(?!{_OWN_TAG}).)*?)</\1>", re.DOTALL)
+_ACTION_RE = re.compile(rf"<(search|answer)>((?:(?!{OWN_TAG}).)*?)</\1>", re.DOTALL)
 
 
 def instruction(question: str) -> str:

@@ -18,14 +18,16 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from zerosearch_rl.protocol import ANSWER, INFORMATION, TAGS
+from zerosearch_rl.protocol import ANSWER, INFORMATION, OWN_TAG, TAGS
 
 Golds = str | Sequence[str]
 
 _ASCII_PUNCT = frozenset(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _INFO_BLOCK = re.compile(rf"<{INFORMATION}>.*?(</{INFORMATION}>|$)", re.DOTALL)
-_ANSWER_RE = re.compile(rf"<{ANSWER}>(.*?)</{ANSWER}>", re.DOTALL)
+# The content of an answer element may hold none of our tags: in "<answer> x <answer> y </answer>"
+# the complete element is the inner one, as ``protocol.parse_action`` reads it.
+_ANSWER_RE = re.compile(rf"<{ANSWER}>((?:(?!{OWN_TAG}).)*?)</{ANSWER}>", re.DOTALL)
 _TAG_RE = re.compile(r"<(/?)(" + "|".join(TAGS) + r")>")
 # HotpotQA convention (kept by ZeroSearch's F1): a yes/no answer earns no partial credit.
 _NO_PARTIAL_CREDIT = frozenset({"yes", "no", "noanswer"})
@@ -40,10 +42,12 @@ def normalize_answer(text: str) -> str:
 
     NFKC-fold compatibility forms (full-width digits, ligatures), case-fold, delete punctuation
     (ASCII punctuation and every Unicode ``P*`` character, so curly quotes and dashes go too),
-    drop the articles a/an/the, collapse white space. Accents are kept, as in SQuAD.
+    drop the articles a/an/the, collapse white space. Accents are kept, as in SQuAD. NFKC runs again
+    after punctuation is deleted, since a deletion can leave a letter and a combining mark that
+    compose (this keeps the function idempotent).
     """
     text = unicodedata.normalize("NFKC", text).casefold()
-    text = "".join(ch for ch in text if not _is_punct(ch))
+    text = unicodedata.normalize("NFKC", "".join(ch for ch in text if not _is_punct(ch)))
     text = _ARTICLES.sub(" ", text)
     return " ".join(text.split())
 
@@ -115,7 +119,9 @@ def check_format(response: str, require_think: bool = False) -> FormatCheck:
 
     Grammar over elements (only white space may sit between them):
     ``think? (search information think?)* answer`` — or with ``require_think``,
-    ``think (search information think)* answer``. Elements must be closed and not nested.
+    ``think (search information think)* answer``. Elements must be closed and not nested. The
+    content of ``<information>`` is the engine's text and is not parsed: a document that quotes one
+    of our tags does not make the policy's response malformed.
     """
     names: list[str] = []
     open_tag: str | None = None
@@ -124,6 +130,8 @@ def check_format(response: str, require_think: bool = False) -> FormatCheck:
         between = response[pos : m.start()]
         pos = m.end()
         closing, name = m.group(1) == "/", m.group(2)
+        if open_tag == INFORMATION and not (closing and name == INFORMATION):
+            continue
         if open_tag is None:
             if between.strip():
                 return FormatCheck(False, f"text outside any element before <{'/' if closing else ''}{name}>")

@@ -1,0 +1,191 @@
+"""The LLM-simulated search engine: the heart of ZeroSearch.
+
+For each search call, an LLM is asked for five documents that are **useful** (they help answer the
+question) or **noisy** (they look relevant but do not), the kind being the call's noise decision.
+The LLM sees the question and its gold answer (so it can write useful or misleading documents);
+the policy never does. Two prompt modes:
+
+* ``sft``: exactly the prompt that the released ZeroSearch simulator checkpoints were fine-tuned on
+  (DESIGN.md), sent as the user message of a chat request, so ``Simulation_LLM_*`` checkpoints
+  served by sglang or vLLM behave as in the paper.
+* ``prompt``: a few-shot prompt for a plain instruct model, with our own demonstration results.
+
+Identical (query, kind, question, answers) requests of one batch are generated once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from typing import Literal
+
+from zerosearch_rl.llm.base import ChatLLM, Completion, Sampling
+from zerosearch_rl.search.base import CountingBackend, SearchError, failure_document
+from zerosearch_rl.types import Document, SearchRequest
+
+Mode = Literal["sft", "prompt"]
+
+SFT_TEMPLATE = (
+    "You are the Google search engine.\n"
+    "Given a query, you need to generate five {kind} documents for the query.\n"
+    "\n"
+    'The user is trying to answer the question: "{question}" whose answer is {answer}.\n'
+    "Each document should contain about 30 words, and these documents should contain {kind} information.\n"
+    "\n"
+    "Query: {query}\n"
+    "{Kind} Output:"
+)
+
+_FEW_SHOT_QUESTION = "Which city hosted the first modern Olympic Games?"
+_FEW_SHOT_ANSWER = "Athens"
+_FEW_SHOT_QUERY = "first modern olympic games host city"
+_FEW_SHOT_DOCS = {
+    "useful": (
+        "Doc 1: The first modern Olympic Games were held in Athens, Greece, in April 1896, organised by the "
+        "International Olympic Committee founded two years earlier.\n"
+        "Doc 2: Athens welcomed athletes from fourteen nations in 1896; the Panathenaic Stadium, rebuilt in "
+        "marble, was the main venue of these first modern Games.\n"
+        "Doc 3: Pierre de Coubertin's revival of the Olympics began in Athens in 1896, chosen to honour "
+        "Greece as the birthplace of the ancient Games.\n"
+        "Doc 4: Spyridon Louis won the first Olympic marathon in 1896, running from Marathon to the stadium "
+        "in Athens, the host city of the first modern Games.\n"
+        "Doc 5: The 1896 Summer Olympics in Athens featured athletics, cycling, fencing, gymnastics, "
+        "shooting, swimming, tennis, weightlifting and wrestling."
+    ),
+    "noisy": (
+        "Doc 1: The Olympic flame is lit months before each Games by the rays of the sun at the Temple of "
+        "Hera in Olympia and carried by a relay of runners.\n"
+        "Doc 2: Paris hosted the Summer Olympics in 1900, 1924 and 2024, making it one of the few cities to "
+        "have welcomed the Games three times.\n"
+        "Doc 3: The modern Olympic rings, five interlocking circles on a white field, were designed in 1913 "
+        "and first flown at the 1920 Games in Antwerp.\n"
+        "Doc 4: Winter sports joined the Olympic movement in 1924, when Chamonix in France held an "
+        "international winter sports week later recognised as the first Winter Games.\n"
+        "Doc 5: Many historians debate which sports the ancient Greeks practised; running races were "
+        "certainly the oldest events at the festival of Zeus."
+    ),
+}
+_KIND_GOAL = {
+    "useful": "The results must be useful: relevant to the query, stating facts that help answer the question, "
+              "including the correct answer.",
+    "noisy": "The results must be noisy: they should look relevant to the query but must not contain the "
+             "correct answer or anything that leads to it.",
+}
+PROMPT_TEMPLATE = (
+    "You are a web search engine. For the search query below, write five search results, one per line, "
+    "each starting with \"Doc N:\" and about 30 words long. {goal}\n"
+    "\n"
+    'Example. The user is trying to answer the question: "{ex_question}" whose answer is {ex_answer}.\n'
+    "Query: {ex_query}\n"
+    "{Kind} Output:\n"
+    "{ex_docs}\n"
+    "\n"
+    'Now the real search. The user is trying to answer the question: "{question}" whose answer is {answer}.\n'
+    "Query: {query}\n"
+    "{Kind} Output:"
+)
+
+_DOC_LINE = re.compile(r"^\s*[*#>\-\s]*(?:doc(?:ument)?)\s*#?\s*(\d+)\s*\**\s*[:.)\-–]\s*\**\s*(.*)$", re.IGNORECASE)
+_THINK_BLOCK = re.compile(r"^\s*<think>.*?</think>", re.DOTALL)
+
+
+def _kind(noisy: bool) -> str:
+    return "noisy" if noisy else "useful"
+
+
+def join_answers(answers: Sequence[str]) -> str:
+    """Several gold answers as one phrase of the prompt (they are aliases of one answer)."""
+    return ", ".join(answers) if answers else "unknown"
+
+
+def build_simulator_prompt(request: SearchRequest, mode: Mode) -> str:
+    """The user message asking the simulator for this request's useful or noisy documents."""
+    kind = _kind(request.noisy)
+    fields = {"kind": kind, "Kind": kind.capitalize(), "question": request.question,
+              "answer": join_answers(request.answers), "query": request.query}
+    if mode == "sft":
+        return SFT_TEMPLATE.format(**fields)
+    if mode == "prompt":
+        return PROMPT_TEMPLATE.format(
+            goal=_KIND_GOAL[kind], ex_question=_FEW_SHOT_QUESTION, ex_answer=_FEW_SHOT_ANSWER,
+            ex_query=_FEW_SHOT_QUERY, ex_docs=_FEW_SHOT_DOCS[kind], **fields)
+    raise ValueError(f"unknown simulator mode {mode!r}; valid: sft, prompt")
+
+
+def parse_documents(text: str, topk: int, id_prefix: str = "sim") -> tuple[list[Document], bool]:
+    """Parse ``Doc N: …`` lines into documents; returns (documents, parsed_cleanly).
+
+    Tolerates blank lines, markdown decoration (``**Doc 1:**``), numbering drift (1, 2, 2, 4), text
+    wrapped over several lines, a leading ``<think>`` block, and more or fewer documents than asked.
+    Output without any ``Doc N:`` marker falls back to one document per non-empty paragraph and is
+    reported as not parsed cleanly; empty output gives no documents.
+    """
+    text = _THINK_BLOCK.sub("", text or "").strip()
+    bodies: list[str] = []
+    preamble = False
+    for line in text.splitlines():
+        m = _DOC_LINE.match(line)
+        if m:
+            bodies.append(m.group(2).strip())
+        elif bodies and line.strip():
+            bodies[-1] = f"{bodies[-1]} {line.strip()}".strip()
+        elif line.strip():
+            preamble = True
+    clean = bool(bodies) and not preamble
+    if not bodies:
+        bodies = [" ".join(p.split()) for p in re.split(r"\n\s*\n", text) if p.strip()]
+    docs = [Document(id=f"{id_prefix}-{i}", title="", text=b) for i, b in enumerate(bodies, start=1) if b]
+    return docs[:topk], clean and bool(docs)
+
+
+def _key(request: SearchRequest) -> tuple[str, bool, str, tuple[str, ...]]:
+    return (request.query.strip(), request.noisy, request.question, tuple(request.answers))
+
+
+class SimulatedBackend(CountingBackend):
+    """A search engine whose documents are written by an LLM, useful or noisy on request."""
+
+    def __init__(
+        self,
+        llm: ChatLLM,
+        mode: Mode = "sft",
+        topk: int = 5,
+        sampling: Sampling | None = None,
+        on_error: Literal["raise", "document"] = "raise",
+    ) -> None:
+        super().__init__()
+        if mode not in ("sft", "prompt"):
+            raise ValueError(f"unknown simulator mode {mode!r}; valid: sft, prompt")
+        self.llm, self.mode, self.topk, self.on_error = llm, mode, topk, on_error
+        self.sampling = sampling or Sampling()
+        self.name = f"simulate_{mode}"
+
+    def search(self, requests: Sequence[SearchRequest]) -> list[list[Document]]:
+        unique: dict[tuple[str, bool, str, tuple[str, ...]], SearchRequest] = {}
+        for r in requests:
+            unique.setdefault(_key(r), r)
+        keys = list(unique)
+        completions = self.llm.generate([build_simulator_prompt(unique[k], self.mode) for k in keys], self.sampling)
+        if len(completions) != len(keys):
+            raise SearchError(f"{self.name}: the LLM returned {len(completions)} answers for {len(keys)} prompts")
+        pages = {k: self._page(k, c) for k, c in zip(keys, completions, strict=True)}
+        self.counts.update(queries=len(requests), generated=len(keys), deduplicated=len(requests) - len(keys),
+                           noisy=sum(r.noisy for r in requests), useful=sum(not r.noisy for r in requests))
+        return [list(pages[_key(r)]) for r in requests]
+
+    def _page(self, key: tuple[str, bool, str, tuple[str, ...]], completion: Completion) -> list[Document]:
+        self.counts.update(prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens)
+        self.counts["latency_s"] += completion.latency_s  # type: ignore[assignment]
+        if not completion.ok:
+            self.counts["failures"] += 1
+            if self.on_error == "raise":
+                raise SearchError(f"{self.name}: {completion.error}")
+            return [failure_document(completion.error or "unknown error")]
+        prefix = "sim-" + hashlib.blake2b(repr(key).encode(), digest_size=6).hexdigest()
+        docs, clean = parse_documents(completion.text or "", self.topk, prefix)
+        if not clean:
+            self.counts["parse_failures"] += 1
+        if not docs:
+            self.counts["empty_pages"] += 1
+        return docs
