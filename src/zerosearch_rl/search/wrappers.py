@@ -54,10 +54,12 @@ class CachedBackend(CountingBackend):
 
     def search(self, requests: Sequence[SearchRequest]) -> list[list[Document]]:
         keys = [cache_key(self.inner, r) for r in requests]
+        first: dict[str, SearchRequest] = {}
+        for k, r in zip(keys, requests, strict=True):
+            first.setdefault(k, r)
         with self._lock:
-            found = {k: self._get(k) for k in set(keys)}
+            found = {k: self._get(k) for k in first}
         missing = [k for k, v in found.items() if v is None]
-        first = {k: requests[keys.index(k)] for k in missing}
         if missing:
             fresh = self.inner.search([first[k] for k in missing])
             with self._lock:

@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import pytest
+
+from zerosearch_rl.llm.base import Completion, Sampling
+from zerosearch_rl.search.base import SearchError
+from zerosearch_rl.search.simulated import (
+    SFT_TEMPLATE,
+    SimulatedBackend,
+    build_simulator_prompt,
+    parse_documents,
+)
+from zerosearch_rl.types import SearchRequest
+
+FIVE = "\n".join(f"Doc {i}: text number {i}." for i in range(1, 6))
+
+
+class ScriptedLLM:
+    """Answers every message with ``reply(message)``; records what it was asked."""
+
+    def __init__(self, reply=lambda m: FIVE, fail=lambda m: False):
+        self.reply, self.fail, self.calls = reply, fail, []
+
+    def generate(self, messages, sampling):
+        self.calls.append(list(messages))
+        return [Completion(None, error="http://sim:1/v1: HTTP 500") if self.fail(m)
+                else Completion(self.reply(m), prompt_tokens=10, completion_tokens=20, latency_s=0.5)
+                for m in messages]
+
+    def close(self):
+        pass
+
+
+def req(query="capital of peru", question="What is the capital of Peru?", answers=("Lima",), noisy=False, **kw):
+    return SearchRequest(query=query, question=question, answers=answers, noisy=noisy, **kw)
+
+
+def test_sft_prompt_is_the_released_checkpoints_format_for_both_kinds():
+    for noisy, kind in ((False, "useful"), (True, "noisy")):
+        prompt = build_simulator_prompt(req(noisy=noisy, answers=("Lima", "Lima, Peru")), "sft")
+        assert prompt == (
+            "You are the Google search engine.\n"
+            f"Given a query, you need to generate five {kind} documents for the query.\n"
+            "\n"
+            'The user is trying to answer the question: "What is the capital of Peru?" whose answer is '
+            "Lima, Lima, Peru.\n"
+            f"Each document should contain about 30 words, and these documents should contain {kind} information.\n"
+            "\n"
+            "Query: capital of peru\n"
+            f"{kind.capitalize()} Output:"
+        )
+        assert len(prompt.split("\n")) == 8
+    assert SFT_TEMPLATE.count("{kind}") == 2
+
+
+def test_few_shot_prompt_carries_a_demonstration_of_the_same_kind():
+    useful = build_simulator_prompt(req(noisy=False), "prompt")
+    noisy = build_simulator_prompt(req(noisy=True), "prompt")
+    assert "must be useful" in useful and "must be noisy" in noisy
+    assert "Athens, Greece, in April 1896" in useful and "Athens, Greece" not in noisy  # demo docs match the kind
+    for p in (useful, noisy):
+        assert p.endswith("Query: capital of peru\n" + ("Useful" if p is useful else "Noisy") + " Output:")
+        assert '"What is the capital of Peru?" whose answer is Lima' in p
+    with pytest.raises(ValueError, match="valid: sft, prompt"):
+        build_simulator_prompt(req(), "chat")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "texts", "clean"),
+    [
+        (FIVE, [f"text number {i}." for i in range(1, 6)], True),
+        # blank lines between documents and surrounding white space
+        ("\n\nDoc 1: a\n\n\nDoc 2: b\n", ["a", "b"], True),
+        # markdown decoration and other separators
+        ("**Doc 1:** a\n- Doc 2. b\nDocument 3) c\ndoc #4 - d", ["a", "b", "c", "d"], True),
+        # numbering drift is ignored: order of appearance counts
+        ("Doc 1: a\nDoc 1: b\nDoc 7: c", ["a", "b", "c"], True),
+        # wrapped documents are joined
+        ("Doc 1: first half\nsecond half\nDoc 2: b", ["first half second half", "b"], True),
+        # more documents than asked: the first topk are kept
+        ("\n".join(f"Doc {i}: t{i}" for i in range(1, 9)), ["t1", "t2", "t3", "t4", "t5"], True),
+        # a reasoning model's think block is dropped
+        ("<think>let me write</think>\nDoc 1: a", ["a"], True),
+        # chatter before the documents: kept documents, but reported as not clean
+        ("Sure! Here are the results:\nDoc 1: a", ["a"], False),
+        # no markers at all: one document per paragraph, not clean
+        ("first paragraph\n\nsecond paragraph", ["first paragraph", "second paragraph"], False),
+        # empty output: nothing, not clean
+        ("   ", [], False),
+        ("Doc 1:", [], False),
+    ],
+)
+def test_parse_documents(text, texts, clean):
+    docs, ok = parse_documents(text, topk=5)
+    assert [d.text for d in docs] == texts
+    assert ok is clean
+    assert len({d.id for d in docs}) == len(docs)
+
+
+def test_each_request_gets_its_own_question_and_answer():
+    llm = ScriptedLLM(reply=lambda m: f"Doc 1: {m.splitlines()[3]}")
+    backend = SimulatedBackend(llm, mode="sft", topk=5)
+    requests = [req(query="q a", question="Who is A?", answers=("Ann",), sample_id="s0"),
+                req(query="q c", question="Who is C?", answers=("Cid",), noisy=True, sample_id="s2")]
+    pages = backend.search(requests)
+    assert pages[0][0].text == 'The user is trying to answer the question: "Who is A?" whose answer is Ann.'
+    assert pages[1][0].text == 'The user is trying to answer the question: "Who is C?" whose answer is Cid.'
+    assert "five useful documents" in llm.calls[0][0] and "five noisy documents" in llm.calls[0][1]
+
+
+def test_duplicates_within_a_batch_are_generated_once():
+    llm = ScriptedLLM()
+    backend = SimulatedBackend(llm, mode="sft")
+    same = req(sample_id="a")
+    batch = [same, req(sample_id="b"), req(noisy=True), req(query="other"), req(question="Another question?")]
+    pages = backend.search(batch)
+    assert len(llm.calls) == 1 and len(llm.calls[0]) == 4  # the two identical requests shared one generation
+    assert pages[0] == pages[1] and pages[0] is not pages[1]  # equal content, independent lists
+    m = backend.metrics()
+    assert (m["search/queries"], m["search/generated"], m["search/deduplicated"]) == (5, 4, 1)
+    assert (m["search/noisy"], m["search/useful"]) == (1, 4)
+    assert m["search/prompt_tokens"] == 40 and m["search/latency_s"] == 2.0
+
+
+def test_topk_and_parse_failures_are_counted():
+    llm = ScriptedLLM(reply=lambda m: "chatter only" if "bad" in m else FIVE)
+    backend = SimulatedBackend(llm, topk=2)
+    pages = backend.search([req(query="good"), req(query="bad one")])
+    assert [len(p) for p in pages] == [2, 1]
+    assert backend.metrics()["search/parse_failures"] == 1
+
+
+def test_failures_raise_or_become_counted_documents():
+    llm = ScriptedLLM(fail=lambda m: "broken" in m)
+    with pytest.raises(SearchError, match=r"simulate_sft: http://sim:1/v1: HTTP 500"):
+        SimulatedBackend(llm).search([req(query="fine"), req(query="broken")])
+    soft = SimulatedBackend(llm, on_error="document")
+    pages = soft.search([req(query="fine"), req(query="broken")])
+    assert len(pages[0]) == 5 and pages[0][0].id != "search-failed"  # the neighbour is untouched
+    assert [d.id for d in pages[1]] == ["search-failed"] and "HTTP 500" in pages[1][0].text
+    assert soft.metrics()["search/failures"] == 1
+
+
+def test_sampling_reaches_the_llm():
+    seen = []
+
+    class Spy(ScriptedLLM):
+        def generate(self, messages, sampling):
+            seen.append(sampling)
+            return super().generate(messages, sampling)
+
+    SimulatedBackend(Spy(), sampling=Sampling(temperature=0.3, max_new_tokens=50)).search([req()])
+    assert seen == [Sampling(temperature=0.3, max_new_tokens=50)]
+
+
+def test_unknown_mode_is_rejected():
+    with pytest.raises(ValueError, match="valid: sft, prompt"):
+        SimulatedBackend(ScriptedLLM(), mode="fewshot")  # type: ignore[arg-type]

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from zerosearch_rl.net import RetryPolicy
+from zerosearch_rl.search.base import SearchError
+from zerosearch_rl.search.web import KEY_ENV, SerpAPIBackend, parse_serpapi
+from zerosearch_rl.types import SearchRequest
+
+SECRET = "sk-secret-123"
+
+
+class FakeSerpAPI(BaseHTTPRequestHandler):
+    status = 200
+    seen: list[dict] = []
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        params = {k: v[0] for k, v in parse_qs(urlparse(self.path).query).items()}
+        FakeSerpAPI.seen.append(params)
+        body = json.dumps({
+            "answer_box": {"title": "Box", "answer": f"boxed {params['q']}"} if params["q"] == "boxed" else None,
+            "organic_results": [{"title": f"T{i}", "snippet": f"{params['q']} snippet {i}", "link": f"http://r/{i}"}
+                                for i in range(8)],
+        }).encode()
+        self.send_response(self.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def serp():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeSerpAPI)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    FakeSerpAPI.seen, FakeSerpAPI.status = [], 200
+    yield f"http://127.0.0.1:{server.server_address[1]}/search.json"
+    server.shutdown()
+    server.server_close()
+
+
+def test_serpapi_batch_parses_results_in_order(serp):
+    backend = SerpAPIBackend(topk=3, url=serp, api_key=SECRET)
+    pages = backend.search([SearchRequest("first"), SearchRequest("boxed"), SearchRequest("third")])
+    assert [d.text for d in pages[0]] == ["first snippet 0", "first snippet 1", "first snippet 2"]
+    assert pages[1][0].text == "boxed boxed" and len(pages[1]) == 3  # the answer box comes first
+    assert pages[2][0].title == "T0" and pages[2][0].id == "http://r/0"
+    assert {p["q"] for p in FakeSerpAPI.seen} == {"first", "boxed", "third"}
+    assert all(p["api_key"] == SECRET and p["engine"] == "google" for p in FakeSerpAPI.seen)
+
+
+def test_missing_key_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    with pytest.raises(SearchError, match=f"needs an API key in the environment variable {KEY_ENV}"):
+        SerpAPIBackend()
+
+
+def test_key_from_environment_and_never_in_errors(serp, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    FakeSerpAPI.status = 503
+    backend = SerpAPIBackend(url=serp, retry=RetryPolicy(max_retries=1, backoff_s=0.01))
+    with pytest.raises(SearchError) as info:
+        backend.search([SearchRequest("q")])
+    assert "after 2 attempts" in str(info.value) and serp in str(info.value)
+    assert SECRET not in str(info.value)
+    assert len(FakeSerpAPI.seen) == 2 and FakeSerpAPI.seen[0]["api_key"] == SECRET
+
+
+def test_parse_skips_results_without_snippets():
+    payload = {"organic_results": [{"title": "no snippet"}, {"title": "ok", "snippet": "s", "link": "l"}]}
+    assert [d.text for d in parse_serpapi(payload, 5)] == ["s"]
+    assert parse_serpapi({}, 5) == []
