@@ -69,11 +69,13 @@ class FakeOpenAIServer:
         self._connections: set[socket.socket] = set()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._port = 0
 
     @property
     def url(self) -> str:
-        assert self._httpd is not None, "the server is not started"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        """Where it listens (kept after ``stop``, for assertions on error messages)."""
+        assert self._port, "the server was never started"
+        return f"http://127.0.0.1:{self._port}"
 
     @property
     def base_url(self) -> str:
@@ -90,6 +92,7 @@ class FakeOpenAIServer:
     def start(self) -> FakeOpenAIServer:
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.fake = self
+        self._port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="fake-openai", daemon=True)
         self._thread.start()

@@ -8,8 +8,8 @@ import threading
 import time
 
 import pytest
-from fakes.openai_server import FakeOpenAIServer, unused_base_url
 
+from fakes.openai_server import FakeOpenAIServer, unused_base_url
 from zerosearch_rl.config import SimulatorConfig
 from zerosearch_rl.llm.base import ChatLLM, Sampling
 from zerosearch_rl.llm.openai_http import OpenAIChatClient

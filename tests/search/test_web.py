@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -17,9 +18,9 @@ SECRET = "sk-secret-123"
 
 class FakeSerpAPI(BaseHTTPRequestHandler):
     status = 200
-    seen: list[dict] = []
+    seen: ClassVar[list[dict]] = []
 
-    def do_GET(self):  # noqa: N802 (http.server's naming)
+    def do_GET(self):
         params = {k: v[0] for k, v in parse_qs(urlparse(self.path).query).items()}
         FakeSerpAPI.seen.append(params)
         body = json.dumps({
