@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 
 from zerosearch_rl import __version__
-from zerosearch_rl.config import ConfigError, describe_fields, dump_config, load_config
+from zerosearch_rl.config import BACKENDS, ConfigError, describe_fields, dump_config, load_config
 from zerosearch_rl.data import DataError, load_examples
+from zerosearch_rl.net import EndpointError
+from zerosearch_rl.search.base import SearchError
 
 #: Errors a user can fix from the message alone: printed on one line, exit code 2, no traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError)
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, SearchError, EndpointError)
 
 
 def _config_show(args: argparse.Namespace) -> None:
@@ -38,6 +41,45 @@ def _data_check(args: argparse.Namespace) -> None:
     print(f"{'total':>20}  {len(examples)} examples, ids unique, every row valid")
 
 
+def _search(args: argparse.Namespace) -> None:
+    from zerosearch_rl.protocol import render_information
+    from zerosearch_rl.search import build_backend
+    from zerosearch_rl.types import SearchRequest
+
+    cfg = load_config(args.config, args.overrides)
+    backend = build_backend(cfg, args.engine)
+    try:
+        request = SearchRequest(query=args.query, question=args.question or args.query,
+                                answers=tuple(args.answer or ()), noisy=args.noisy, sample_id="cli")
+        (docs,) = backend.search([request])
+    finally:
+        backend.close()
+    print(render_information(docs).replace("</information>", "").replace("<information>", ""), end="")
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from zerosearch_rl.search import build_backend
+    from zerosearch_rl.server import serve
+
+    cfg = load_config(args.config, args.overrides)
+    backend = build_backend(cfg)
+    try:
+        serve(backend, cfg.serve)
+    finally:
+        backend.close()
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from zerosearch_rl.demo import run_demo
+
+    run_demo(args.out, simulator=not args.no_simulator, limit=args.limit)
+
+
+def _add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML config file (omit for the defaults); section.field=value "
+                                         "arguments anywhere on the line override it")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zerosearch",
@@ -49,12 +91,31 @@ def build_parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="show the resolved config or document its fields")
     config_cmds = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     show = config_cmds.add_parser("show", help="print the resolved config of FILE with k=v overrides")
-    show.add_argument("file", nargs="?", help="YAML config (omit for the defaults)")
-    show.add_argument("overrides", nargs="*", metavar="section.field=value")
+    show.add_argument("file", nargs="?", help="YAML config (omit for the defaults); section.field=value "
+                                              "arguments anywhere on the line override it")
     show.set_defaults(run=_config_show)
     fields = config_cmds.add_parser("fields", help="list every config field with its meaning")
     fields.add_argument("section", nargs="?", help="only this section")
     fields.set_defaults(run=_config_fields)
+
+    search = commands.add_parser("search", help="run one query against a search engine and print the documents")
+    search.add_argument("query")
+    search.add_argument("--engine", choices=BACKENDS, help="override search.backend")
+    search.add_argument("--question", help="the question the simulator is told about (default: the query)")
+    search.add_argument("--answer", action="append", help="a gold answer for the simulator (repeatable)")
+    search.add_argument("--noisy", action="store_true", help="ask a simulated engine for noisy documents")
+    _add_config_args(search)
+    search.set_defaults(run=_search)
+
+    serve = commands.add_parser("serve", help="put a search engine behind HTTP (Search-R1 /retrieve protocol)")
+    _add_config_args(serve)
+    serve.set_defaults(run=_serve)
+
+    demo = commands.add_parser("demo", help="run the end-to-end demo (what `make demo` runs)")
+    demo.add_argument("--out", default="runs/demo", help="output folder")
+    demo.add_argument("--no-simulator", action="store_true", help="skip the LLM-simulated engine")
+    demo.add_argument("--limit", type=int, help="use only the first N questions")
+    demo.set_defaults(run=_demo)
 
     data = commands.add_parser("data", help="inspect QA data files")
     data_cmds = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
@@ -66,16 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _split_overrides(args: argparse.Namespace) -> None:
-    """``config show a=b`` (no file): argparse takes the first override for the file; put it back."""
-    if getattr(args, "file", None) and "=" in args.file:
-        args.overrides = [args.file, *args.overrides]
-        args.file = None
+_OVERRIDE = re.compile(r"^[A-Za-z_]\w*\.[A-Za-z_]\w*=")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    _split_overrides(args)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    overrides = [a for a in argv if _OVERRIDE.match(a)]  # section.field=value, anywhere on the line
+    args = build_parser().parse_args([a for a in argv if not _OVERRIDE.match(a)])
+    args.overrides = overrides
     run: Callable[[argparse.Namespace], None] = args.run
     try:
         run(args)

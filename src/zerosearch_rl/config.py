@@ -125,6 +125,8 @@ class SearchConfig(_Section):
     corpus: str = _f("", "Corpus for bm25/dense: JSONL of {id, title, text} or {id, contents}.")
     index_dir: str = _f("", "Where built indexes are cached; empty = beside the corpus.")
     urls: tuple[str, ...] = _f((), "Base URLs of Search-R1-style /retrieve servers (tried in order).")
+    remote_extras: bool = _f(False, "backend=remote: also send each query's question, gold answers and noise "
+                                    "decision, so a `zerosearch serve` simulator on the other side can use them.")
     timeout_s: float = _f(30.0, "Seconds before one search call is abandoned.", gt=0.0)
     max_retries: int = _f(3, "Retries after a failed call, with exponential backoff.", ge=0)
     backoff_s: float = _f(0.5, "First backoff delay; doubles after each retry.", ge=0.0)

@@ -4,14 +4,17 @@
 ``{"result": [[{"document": {"id", "contents"}, "score": float}, ...], ...]}`` (with scores) or
 ``{"result": [[{"id", "contents"}, ...], ...]}`` (without), one list per query, at most ``topk`` long,
 so Search-R1, veRL's search tool and ``search.remote.RemoteBackend`` can all use it. As in Search-R1's
-own server ``topk`` defaults to ``DEFAULT_TOPK`` and ``return_scores`` to false. The backend decides
-how many documents it has: ``topk`` only truncates. A document without a score is sent with 0.0.
+own server, ``topk`` (absent or null) defaults to ``DEFAULT_TOPK`` and ``return_scores`` to false.
+The backend decides how many documents it has: ``topk`` only truncates. A document without a score
+is sent with score 0.0.
 
 ZeroSearch extras (optional; every list is aligned with ``queries``): ``questions`` and
 ``golden_answers`` reach the simulator as ``SearchRequest.question``/``answers``; ``noisy`` sets each
 query's kind; otherwise the kind is drawn with ``curriculum.is_noisy(serve.seed, step, sample id,
 turn, p)`` where ``p`` is the request's ``noise_probability`` or ``serve.noise_probability``, the
-sample id is ``sample_ids[i]`` or the query's position, and ``step``/``turns`` default to 0.
+sample id is ``sample_ids[i]`` or the query's position, and ``step``/``turns`` default to 0 (so a
+client that sends no ids gets the same kind at the same position of every request: send ``sample_ids``
+and ``step`` for the curriculum's per-sample draws).
 Unknown fields are refused (a misspelt ``golden_answer`` must not silently drop the answers).
 
 Bad input: malformed JSON -> 400; a wrong field -> 422; more than ``serve.max_queries`` queries
@@ -26,6 +29,9 @@ reason for failed ones (absent when every query was answered, so a clean reply i
 protocol). Why not a 5xx: Search-R1 clients read ``result`` and nothing else, so a 5xx would throw
 away the neighbours' answers; the failure document tells the policy the search failed, and
 ``errors``, ``/stats`` and ``/metrics`` tell the operator.
+
+``GET /health``, ``GET /stats`` (JSON) and ``GET /metrics`` (Prometheus text) report on ``POST
+/retrieve``: requests, queries, 4xx/5xx responses, failed queries, latency, and ``backend.metrics()``.
 
 The backend's ``search`` is synchronous and runs in Starlette's thread pool (never on the event
 loop), so several requests are served at once: the backend must be thread-safe.
@@ -83,6 +89,11 @@ def _kind(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -98,7 +109,7 @@ def _aligned(body: dict[str, Any], name: str, n: int, ok: Callable[[Any], bool],
         raise RequestError(f"'{name}' holds {len(value)} items for {n} queries; it must be aligned with 'queries'")
     for i, item in enumerate(value):
         if not ok(item):
-            raise RequestError(f"{name}[{i}] must be {expected}, got {_kind(item)} {item!r}"[:300])
+            raise RequestError(f"{name}[{i}] must be {expected}, got {_kind(item)} {_show(item)}")
     return value
 
 
@@ -121,12 +132,12 @@ def parse_retrieve(body: Any, cfg: ServeConfig) -> Retrieval:
     for i, q in enumerate(queries):
         if not isinstance(q, str):
             raise RequestError(f"queries[{i}] must be a string, got {_kind(q)}")
-    topk = body.get("topk", DEFAULT_TOPK)
+    topk = DEFAULT_TOPK if body.get("topk") is None else body["topk"]
     if not _is_int(topk) or topk < 1:
-        raise RequestError(f"'topk' must be an integer >= 1, got {topk!r}")
-    return_scores = body.get("return_scores", False)
+        raise RequestError(f"'topk' must be an integer >= 1, got {_show(topk)}")
+    return_scores = False if body.get("return_scores") is None else body["return_scores"]
     if not isinstance(return_scores, bool):
-        raise RequestError(f"'return_scores' must be true or false, got {return_scores!r}")
+        raise RequestError(f"'return_scores' must be true or false, got {_show(return_scores)}")
 
     questions = _aligned(body, "questions", n, lambda x: isinstance(x, str), "a string")
     answers = _aligned(body, "golden_answers", n,
@@ -139,10 +150,10 @@ def parse_retrieve(body: Any, cfg: ServeConfig) -> Retrieval:
         if noisy is not None:
             raise RequestError("give either 'noisy' (explicit kinds) or 'noise_probability' (drawn kinds), not both")
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
-            raise RequestError(f"'noise_probability' must be a number in [0, 1], got {p!r}")
+            raise RequestError(f"'noise_probability' must be a number in [0, 1], got {_show(p)}")
     step = body.get("step")
     if step is not None and (not _is_int(step) or step < 0):
-        raise RequestError(f"'step' must be an integer >= 0, got {step!r}")
+        raise RequestError(f"'step' must be an integer >= 0, got {_show(step)}")
 
     if noisy is None:
         prob = cfg.noise_probability if p is None else float(p)
@@ -161,7 +172,10 @@ def _render(doc: Document, return_scores: bool) -> dict[str, Any]:
     item = {"id": str(doc.id), "contents": doc.contents}
     if not return_scores:
         return item
-    return {"document": item, "score": 0.0 if doc.score is None else float(doc.score)}
+    score = 0.0 if doc.score is None else float(doc.score)
+    if not math.isfinite(score):  # JSON has no NaN: fail this query here, not the whole reply later
+        raise ValueError(f"document {doc.id!r} has score {score}")
+    return {"document": item, "score": score}
 
 
 def _render_batch(out: Any, n: int, topk: int, return_scores: bool) -> list[list[dict[str, Any]]]:
@@ -290,7 +304,6 @@ def create_app(backend: SearchBackend, cfg: ServeConfig) -> FastAPI:
     """The search service over ``backend`` (see the module docstring for the protocol)."""
     app = FastAPI(title="zerosearch-rl search", summary=f"Search-R1 /retrieve over the {backend.name!r} backend")
     stats = ServerStats()
-    app.state.stats = stats
 
     @app.middleware("http")
     async def count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -342,11 +355,8 @@ def create_app(backend: SearchBackend, cfg: ServeConfig) -> FastAPI:
 
 
 def serve(backend: SearchBackend, cfg: ServeConfig) -> None:
-    """Serve ``backend`` on ``cfg.host:cfg.port`` until interrupted, then close the backend."""
-    try:
-        uvicorn.run(create_app(backend, cfg), host=cfg.host, port=cfg.port, log_level="info")
-    finally:
-        backend.close()
+    """Serve ``backend`` on ``cfg.host:cfg.port`` until interrupted (the caller closes the backend)."""
+    uvicorn.run(create_app(backend, cfg), host=cfg.host, port=cfg.port, log_level="info")
 
 
 @contextmanager

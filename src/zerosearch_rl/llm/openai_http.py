@@ -1,25 +1,32 @@
 """``ChatLLM`` over an OpenAI-compatible server (sglang, vLLM): every message of a batch in flight at once.
 
 Each message becomes the single user message of one ``POST {base_url}/chat/completions``; up to
-``concurrency`` of them run together over one shared ``httpx.AsyncClient``. Failed requests are retried
-with backoff and fail-over across base URLs (``net.call_with_failover``); one that still fails becomes a
-``Completion`` whose error names the URLs, so a batch never raises for one bad request.
+``concurrency`` of them run together. Failed requests are retried with backoff and fail-over across base
+URLs (``net.call_with_failover``); one that still fails becomes a ``Completion`` whose error names the
+URLs, so a batch never raises for one bad request.
 
-Why a private event loop: the pooled connections of an ``httpx.AsyncClient`` belong to the loop that
-opened them, so a client kept across ``asyncio.run`` calls (``net.run_sync`` starts one per call) fails
-on its second batch with "Event loop is closed". The client therefore owns a loop in a daemon thread;
-``generate`` (sync, any thread) and ``agenerate`` (any caller's loop) both run their batch there, and
-keep-alive connections are reused from one training step to the next.
+Two choices measured in ``benchmarks/bench_simulator.py``:
+
+- A private event loop. The pooled connections of an ``httpx.AsyncClient`` belong to the loop that opened
+  them, so a client kept across ``asyncio.run`` calls (``net.run_sync`` starts one per call) fails on its
+  second batch with "Event loop is closed". The client owns a loop in a daemon thread instead; ``generate``
+  (sync, any thread) and ``agenerate`` (any caller's loop) run their batch there, and keep-alive
+  connections live from one training step to the next.
+- One single-connection ``httpx.AsyncClient`` per concurrency slot ("lane") rather than one client with a
+  big pool: httpcore's pool does O(connections^2) work each time a request starts or ends
+  (encode/httpcore#1035), which costs seconds of CPU per batch of 320 (about 4x slower than 10 threads).
+  The lanes share the headers, timeout and one SSL context (built once: it takes ~30 ms).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import threading
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import Any, TypeVar
 
 import httpx
@@ -30,6 +37,9 @@ from zerosearch_rl.net import EndpointError, RetryPolicy, call_with_failover, ra
 
 T = TypeVar("T")
 
+# httpcore's connection pool does O(connections^2) work on every request it starts or ends
+# (encode/httpcore#1035): one pool of 320 connections spends seconds of CPU per batch of 320.
+# Requests are therefore spread over several small pools, each never asked for more than it holds.
 
 def _parse_reply(body: Any) -> tuple[str, int, int]:
     """(text, prompt tokens, completion tokens) of a chat reply; ``ValueError`` (so: retried) if malformed."""
@@ -73,9 +83,12 @@ class OpenAIChatClient:
         self.base_urls = tuple(url.rstrip("/") for url in base_urls)
         self.retry = retry or RetryPolicy()
         self._model = model
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        self._http = httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(timeout_s), limits=limits)
-        self._slots = asyncio.Semaphore(concurrency)
+        ssl_context, one = httpx.create_ssl_context(), httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        self._lanes = [httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(timeout_s), limits=one,
+                                         verify=ssl_context) for _ in range(concurrency)]
+        self._free_lanes: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+        for lane in self._lanes:
+            self._free_lanes.put_nowait(lane)
         self._model_lock = asyncio.Lock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="openai-http", daemon=True)
@@ -98,7 +111,7 @@ class OpenAIChatClient:
         """Close the connections and stop the private loop; later calls raise ``RuntimeError``."""
         if self._loop.is_closed():
             return
-        asyncio.run_coroutine_threadsafe(self._http.aclose(), self._loop).result()
+        asyncio.run_coroutine_threadsafe(self._aclose_lanes(), self._loop).result()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()
@@ -115,6 +128,18 @@ class OpenAIChatClient:
             raise RuntimeError("OpenAIChatClient is closed")
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
+    async def _aclose_lanes(self) -> None:
+        await asyncio.gather(*(lane.aclose() for lane in self._lanes))
+
+    @contextlib.asynccontextmanager
+    async def _lane(self) -> AsyncIterator[httpx.AsyncClient]:
+        """A free lane for one request (with its retries): waits while ``concurrency`` requests are in flight."""
+        lane = await self._free_lanes.get()
+        try:
+            yield lane
+        finally:
+            self._free_lanes.put_nowait(lane)
+
     async def _batch(self, messages: list[str], sampling: Sampling) -> list[Completion]:
         model = await self._model_name()
         return list(await asyncio.gather(*(self._one(model, m, sampling) for m in messages)))
@@ -122,12 +147,15 @@ class OpenAIChatClient:
     async def _model_name(self) -> str:
         async with self._model_lock:
             if not self._model:
-                self._model = await call_with_failover(self.base_urls, self._first_model, self.retry,
-                                                       "model lookup (GET /models)")
+                async with self._lane() as lane:
+                    self._model = await call_with_failover(
+                        self.base_urls, lambda url: self._first_model(lane, url), self.retry,
+                        "model lookup (GET /models)")
         return self._model
 
-    async def _first_model(self, url: str) -> str:
-        response = await self._http.get(f"{url}/models")
+    @staticmethod
+    async def _first_model(lane: httpx.AsyncClient, url: str) -> str:
+        response = await lane.get(f"{url}/models")
         raise_for_status(response)
         models = response.json()["data"]
         if not models:
@@ -144,18 +172,18 @@ class OpenAIChatClient:
         }
         if sampling.seed is not None:
             payload["seed"] = sampling.seed
-
-        async def attempt(url: str) -> tuple[str, int, int]:
-            response = await self._http.post(f"{url}/chat/completions", json=payload)
-            raise_for_status(response)
-            return _parse_reply(response.json())
-
-        async with self._slots:  # latency counts from here: the wait for a free slot is not the server's
-            start = time.perf_counter()
+        async with self._lane() as lane:
+            start = time.perf_counter()  # latency counts from here: the wait for a free lane is not the server's
             try:
                 text, prompt_tokens, completion_tokens = await call_with_failover(
-                    self.base_urls, attempt, self.retry, "chat completion")
+                    self.base_urls, lambda url: self._chat(lane, url, payload), self.retry, "chat completion")
             except EndpointError as exc:
                 return Completion(text=None, error=str(exc), latency_s=time.perf_counter() - start)
         return Completion(text=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                           latency_s=time.perf_counter() - start)
+
+    @staticmethod
+    async def _chat(lane: httpx.AsyncClient, url: str, payload: dict[str, Any]) -> tuple[str, int, int]:
+        response = await lane.post(f"{url}/chat/completions", json=payload)
+        raise_for_status(response)
+        return _parse_reply(response.json())

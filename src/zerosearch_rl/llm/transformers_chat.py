@@ -9,15 +9,7 @@ from typing import Any
 import torch
 
 from zerosearch_rl.llm.base import Completion, Sampling
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` picks CUDA when present; asking for CUDA without it is an error, not a silent CPU run."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was asked for but torch sees no CUDA device; use device=cpu or auto")
-    return torch.device(device)
+from zerosearch_rl.llm.hf import load_causal_lm
 
 
 class TransformersChat:
@@ -32,13 +24,10 @@ class TransformersChat:
     @classmethod
     def from_pretrained(cls, path: str, dtype: str = "float32", device: str = "auto",
                         batch_size: int = 16) -> TransformersChat:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         if not path:
             raise ValueError("simulator.model is empty: give a local model directory for the transformers client")
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
-        return cls(model.to(resolve_device(device)), tokenizer, batch_size)
+        model, tokenizer = load_causal_lm(path, dtype, device)
+        return cls(model, tokenizer, batch_size)
 
     def render(self, message: str) -> str:
         if getattr(self.tokenizer, "chat_template", None):

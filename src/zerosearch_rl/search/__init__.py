@@ -38,7 +38,7 @@ def _remote(cfg: Config, name: str) -> SearchBackend:
 
     if not cfg.search.urls:
         raise ConfigError("search.backend=remote needs search.urls (e.g. search.urls=[http://127.0.0.1:8000])")
-    return RemoteBackend.from_config(cfg.search)
+    return RemoteBackend.from_config(cfg.search, send_extras=cfg.search.remote_extras)
 
 
 def _serpapi(cfg: Config, name: str) -> SearchBackend:

@@ -1,9 +1,10 @@
 """A local BM25 engine over a JSONL corpus, built with bm25s and cached on disk.
 
 Text is tokenized by bm25s' own tokenizer: lower-cased, words of two or more characters, English
-stopwords removed, no stemming (a stemmer would add PyStemmer as a dependency). Removing stopwords
-matters for the queries a policy writes ("where was Ada Kowalski born"): without it, common words
-dominate the ranking on small corpora. Title and text are indexed together.
+stopwords removed, no stemming (a stemmer would add PyStemmer as a dependency). The stopwords are
+bm25s' ``"en"`` list, Lucene's 33 English stopwords, as in the Pyserini BM25 that Search-R1 compares
+with; question words ("where", "who") are kept and left to IDF to discount. Title and text are
+indexed together.
 
 The index is built once per corpus content and saved under ``cache_location(corpus, "bm25-v1")``;
 constructing the backend again loads it instead of rebuilding. The folder is written under a

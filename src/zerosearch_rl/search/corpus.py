@@ -65,12 +65,13 @@ def _existing(path: str | Path) -> Path:
 
 
 def _string(row: dict[str, Any], name: str, where: str, required: bool) -> str:
+    """The field's value, unstripped (``contents`` needs its line break), checked to be a string."""
     value = row.get(name, "")
     if not isinstance(value, str):
         raise CorpusError(f"{where}, field {name!r}: expected a string, got {type(value).__name__} {value!r}")
     if required and not value.strip():
         raise CorpusError(f"{where}, field {name!r}: expected non-empty text, got {value!r}")
-    return value.strip()
+    return value
 
 
 def _document(row: dict[str, Any], where: str) -> Document:
@@ -80,8 +81,8 @@ def _document(row: dict[str, Any], where: str) -> Document:
     if isinstance(rid, bool) or not isinstance(rid, (str, int)) or not str(rid).strip():
         raise CorpusError(f"{where}, field 'id': expected a non-empty string or integer, got {rid!r}")
     if "text" in row:
-        return Document(id=str(rid), title=_string(row, "title", where, required=False),
-                        text=_string(row, "text", where, required=True))
+        return Document(id=str(rid), title=_string(row, "title", where, required=False).strip(),
+                        text=_string(row, "text", where, required=True).strip())
     if "contents" in row:
         doc = Document.from_contents(str(rid), _string(row, "contents", where, required=True))
         if not doc.text:

@@ -77,7 +77,7 @@ class DenseBackend(CountingBackend):
     """Cosine-similarity search over sentence-transformers embeddings of a corpus file.
 
     ``built`` says whether this construction computed the document embeddings (True) or loaded them
-    from ``cache_dir`` (default: the corpus's folder). ``device`` is passed to sentence-transformers
+    from ``index_dir`` (default: the corpus's folder). ``device`` is passed to sentence-transformers
     (None: its own choice, a GPU when there is one).
     """
 
@@ -88,7 +88,7 @@ class DenseBackend(CountingBackend):
         corpus: str | Path,
         topk: int = 5,
         model: str | Path | None = None,
-        cache_dir: str | Path | None = None,
+        index_dir: str | Path | None = None,
         device: str | None = None,
         batch_size: int = 64,
     ) -> None:
@@ -104,7 +104,7 @@ class DenseBackend(CountingBackend):
         self.corpus = read_corpus(corpus)
         folder = _resolve_model(model)
         self.model: Any = SentenceTransformer(str(folder), device=device, local_files_only=True)
-        base = cache_location(self.corpus, f"{_FORMAT}-{model_key(folder)}", cache_dir)
+        base = cache_location(self.corpus, f"{_FORMAT}-{model_key(folder)}", index_dir)
         self.cache_path = base.with_name(base.name + ".npy")
         start = time.perf_counter()
         self.built = not self.cache_path.is_file()
