@@ -41,7 +41,7 @@ def test_seeded_sampling_is_reproducible_and_leaves_the_global_rng_alone(chat):
 
 
 def test_empty_path_and_missing_cuda_are_clear_errors():
-    with pytest.raises(ValueError, match="simulator.model is empty"):
+    with pytest.raises(ValueError, match=r"simulator\.model is empty"):
         TransformersChat.from_pretrained("")
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="no CUDA device"):
