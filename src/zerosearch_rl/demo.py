@@ -11,6 +11,7 @@ the answer far more often than its noisy ones.
 from __future__ import annotations
 
 import time
+from statistics import mean
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -36,6 +37,7 @@ def contains_answer(docs: list[Document], answers: tuple[str, ...]) -> bool:
 class EngineScore:
     engine: str
     containment: float
+    by_source: dict[str, float]
     pages: int
     seconds: float
 
@@ -47,8 +49,10 @@ def score_engine(name: str, backend: SearchBackend, examples: list[QAExample], n
     start = time.perf_counter()
     pages = backend.search(requests)
     seconds = time.perf_counter() - start
-    hits = sum(contains_answer(p, ex.answers) for p, ex in zip(pages, examples, strict=True))
-    return EngineScore(name, hits / len(examples), len(examples), seconds)
+    hits = [contains_answer(p, ex.answers) for p, ex in zip(pages, examples, strict=True)]
+    sources = sorted({ex.source for ex in examples})
+    by_source = {s: mean(h for h, ex in zip(hits, examples, strict=True) if ex.source == s) for s in sources}
+    return EngineScore(name, mean(hits), by_source, len(examples), seconds)
 
 
 def _plot(scores: list[EngineScore], path: Path) -> None:
@@ -82,12 +86,12 @@ def run_demo(out_dir: str | Path = "runs/demo", simulator: bool = True, limit: i
     examples = load_examples(asset("mini_qa.jsonl"), limit=limit)
     console.print(f"[bold]1/3[/] BM25 over {asset('mini_corpus.jsonl').name}, {len(examples)} questions")
     bm25 = BM25Backend(asset("mini_corpus.jsonl"), topk=3, index_dir=out / "index")
-    scores = [score_engine("bm25 (in-process)", bm25, examples)]
+    scores = [score_engine("bm25", bm25, examples)]
 
     console.print("[bold]2/3[/] the same engine behind `zerosearch serve` (Search-R1 /retrieve protocol)")
     with serve_in_thread(create_app(bm25, ServeConfig())) as url:
         remote = RemoteBackend([url], topk=3)
-        scores.append(score_engine("bm25 over HTTP (remote)", remote, examples))
+        scores.append(score_engine("bm25 via HTTP", remote, examples))
         remote.close()
 
     if simulator:
@@ -98,13 +102,16 @@ def run_demo(out_dir: str | Path = "runs/demo", simulator: bool = True, limit: i
 
         console.print("[bold]3/3[/] simulated engine: SmolLM2-135M-Instruct, few-shot prompt (simulate_prompt)")
         llm = TransformersChat.from_pretrained(str(smollm2_instruct()), batch_size=len(examples))
-        sim = SimulatedBackend(llm, mode="prompt", topk=5, sampling=Sampling(temperature=0.0, max_new_tokens=160))
-        scores.append(score_engine("simulated, useful", sim, examples, noisy=False))
-        scores.append(score_engine("simulated, noisy", sim, examples, noisy=True))
+        sim = SimulatedBackend(llm, mode="prompt", topk=5, sampling=Sampling(temperature=0.0, max_new_tokens=120))
+        scores.append(score_engine("simulated useful", sim, examples, noisy=False))
+        scores.append(score_engine("simulated noisy", sim, examples, noisy=True))
 
-    table = Table("engine", "answer containment", "pages", "seconds", title="Search engines on the demo questions")
+    sources = list(scores[0].by_source)
+    table = Table("engine", "has answer", *sources, "pages", "seconds",
+                  title="Search engines on the demo questions (the question is the query)")
     for s in scores:
-        table.add_row(s.engine, f"{100 * s.containment:.0f}%", str(s.pages), f"{s.seconds:.2f}")
+        table.add_row(s.engine, f"{100 * s.containment:.0f}%", *(f"{100 * s.by_source[k]:.0f}%" for k in sources),
+                      str(s.pages), f"{s.seconds:.1f}")
     console.print(table)
     _plot(scores, out / "containment.png")
     console.print(f"chart: {out / 'containment.png'}")
