@@ -11,10 +11,10 @@ the answer far more often than its noisy ones.
 from __future__ import annotations
 
 import time
-from statistics import mean
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from statistics import mean
 
 from zerosearch_rl.config import ServeConfig
 from zerosearch_rl.data import load_examples
