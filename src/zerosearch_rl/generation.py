@@ -1,0 +1,152 @@
+"""Token-in, token-out generation for policy rollouts.
+
+A ``TokenGenerator`` continues token-id prompts and returns the sampled ids with their behaviour
+log-probs (DESIGN.md contract 1): nothing is decoded and re-tokenized on the way. ``HFGenerator``
+is a KV-cached sampling loop over any Hugging Face causal LM that drops a row from the batch the
+moment it finishes (end-of-sequence, a stop string such as ``</search>``, or its own token budget),
+so one long sequence does not keep the whole batch busy.
+
+Log-probs are those of the *sampling* distribution, ``log_softmax(logits / temperature)`` (greedy:
+temperature 1), which is also what the trainer recomputes. With ``top_p < 1`` the sampler draws from
+the truncated distribution while the log-prob is the untruncated one, as in veRL: keep ``top_p = 1``
+for training.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import torch
+
+from zerosearch_rl.llm.base import Sampling
+
+Finish = Literal["stop", "eos", "length"]
+
+
+@dataclass(frozen=True)
+class Generated:
+    """One continuation: the sampled ids, their log-probs, and why it ended."""
+
+    token_ids: list[int]
+    logprobs: list[float]
+    finish: Finish
+
+
+@runtime_checkable
+class TokenGenerator(Protocol):
+    """Continues each prompt (token ids) by at most its own ``max_new_tokens``."""
+
+    def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: Sequence[int],
+                 sampling: Sampling) -> list[Generated]: ...
+
+
+def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Mask (to -inf) the tokens outside the smallest set whose probability reaches ``top_p``."""
+    if top_p >= 1.0:
+        return logits
+    sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+    cumulative = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
+    drop_sorted = cumulative - torch.softmax(sorted_logits, dim=-1) >= top_p  # mass before this token
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))
+
+
+class HFGenerator:
+    """KV-cached batched sampling with per-row stopping, for a Hugging Face causal LM."""
+
+    def __init__(self, model: Any, tokenizer: Any, stop_strings: Sequence[str] = (), tail_tokens: int = 8) -> None:
+        self.model, self.tokenizer = model, tokenizer
+        self.stop_strings = tuple(stop_strings)
+        self.tail_tokens = tail_tokens  # how many last tokens are decoded to look for a stop string
+        self.eos_ids = self._eos_ids()
+        # transformers 5.x renames `past_key_values` to `cache`; older releases only know the former
+        self._cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids, default=0)
+
+    def _eos_ids(self) -> set[int]:
+        ids = self.model.generation_config.eos_token_id if self.model.generation_config else None
+        found = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
+        if self.tokenizer.eos_token_id is not None:
+            found.add(self.tokenizer.eos_token_id)
+        return found
+
+    def _stopped(self, tokens: list[int]) -> bool:
+        if not self.stop_strings:
+            return False
+        tail = self.tokenizer.decode(tokens[-self.tail_tokens:], skip_special_tokens=False)
+        return any(s in tail for s in self.stop_strings)
+
+    @torch.no_grad()
+    def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: Sequence[int],
+                 sampling: Sampling) -> list[Generated]:
+        if len(prompts) != len(max_new_tokens):
+            raise ValueError(f"{len(prompts)} prompts but {len(max_new_tokens)} token budgets")
+        if any(len(p) == 0 for p in prompts):
+            raise ValueError("every prompt needs at least one token")
+        out = [Generated([], [], "length") for _ in prompts]
+        rows = [i for i, n in enumerate(max_new_tokens) if n > 0]
+        if not rows:
+            return out
+        device = self.model.device
+        width = max(len(prompts[i]) for i in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long, device=device)
+        mask = torch.zeros_like(ids)
+        for r, i in enumerate(rows):  # left padding: every row ends at the same column
+            ids[r, width - len(prompts[i]):] = torch.tensor(prompts[i], device=device)
+            mask[r, width - len(prompts[i]):] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        generator = None
+        if sampling.seed is not None:
+            generator = torch.Generator(device=device).manual_seed(sampling.seed)
+        tokens: dict[int, list[int]] = {i: [] for i in rows}
+        logps: dict[int, list[float]] = {i: [] for i in rows}
+        from transformers import DynamicCache
+
+        cache = DynamicCache()
+        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                            **{self._cache_kw: cache}).logits[:, -1]
+        next_pos = positions[:, -1] + 1
+        alive = list(rows)
+        while alive:
+            tok, lp = self._sample(logits, sampling, generator)
+            keep: list[int] = []
+            for r, i in enumerate(alive):
+                tokens[i].append(int(tok[r]))
+                logps[i].append(float(lp[r]))
+                finish: Finish | None = None
+                if tokens[i][-1] in self.eos_ids:
+                    finish = "eos"
+                elif self._stopped(tokens[i]):
+                    finish = "stop"
+                elif len(tokens[i]) >= max_new_tokens[i]:
+                    finish = "length"
+                if finish is None:
+                    keep.append(r)
+                else:
+                    out[i] = Generated(tokens[i], logps[i], finish)
+            if not keep:
+                break
+            if len(keep) < len(alive):
+                index = torch.tensor(keep, device=device)
+                cache.reorder_cache(index)
+                mask, next_pos, tok = mask[index], next_pos[index], tok[index]
+                alive = [alive[r] for r in keep]
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            logits = self.model(input_ids=tok[:, None], attention_mask=mask, position_ids=next_pos[:, None],
+                                use_cache=True, **{self._cache_kw: cache}).logits[:, -1]
+            next_pos = next_pos + 1
+        return out
+
+    def _sample(self, logits: torch.Tensor, sampling: Sampling,
+                generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = logits.float()
+        if sampling.temperature == 0:
+            tok = logits.argmax(dim=-1)
+            return tok, torch.log_softmax(logits, dim=-1).gather(-1, tok[:, None])[:, 0]
+        scaled = logits / sampling.temperature
+        probs = torch.softmax(top_p_filter(scaled, sampling.top_p), dim=-1)
+        tok = torch.multinomial(probs, 1, generator=generator)[:, 0]
+        return tok, torch.log_softmax(scaled, dim=-1).gather(-1, tok[:, None])[:, 0]

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fakes.tiny_lm import tiny_model, tiny_tokenizer
+from zerosearch_rl.generation import HFGenerator, top_p_filter
+from zerosearch_rl.llm.base import Sampling
+
+
+@pytest.fixture(scope="module")
+def lm():
+    tok = tiny_tokenizer()
+    return tiny_model(len(tok), seed=1), tok
+
+
+def encode(tok, text):
+    return tok(text, add_special_tokens=False)["input_ids"]
+
+
+PROMPTS = ["where was ada born ?", "the capital of peru is lima .", "who", "which company does tomas work for ?"]
+
+
+def teacher_forced_logprobs(model, prompt, continuation, temperature=1.0):
+    ids = torch.tensor([prompt + continuation])
+    logits = model(input_ids=ids).logits[0, len(prompt) - 1 : -1].float() / temperature
+    return torch.log_softmax(logits, -1).gather(-1, torch.tensor(continuation)[:, None])[:, 0]
+
+
+def test_greedy_matches_transformers_generate_and_is_batch_invariant(lm):
+    model, tok = lm
+    gen = HFGenerator(model, tok)
+    prompts = [encode(tok, p) for p in PROMPTS]
+    batched = gen.generate(prompts, [10] * 4, Sampling(temperature=0.0))
+    for p, out in zip(prompts, batched, strict=True):
+        alone = gen.generate([p], [10], Sampling(temperature=0.0))[0]
+        assert out.token_ids == alone.token_ids
+        ref = model.generate(torch.tensor([p]), attention_mask=torch.ones(1, len(p), dtype=torch.long),
+                             max_new_tokens=10, do_sample=False, pad_token_id=0, eos_token_id=3)[0, len(p):].tolist()
+        assert out.token_ids == ref[: len(out.token_ids)]
+
+
+def test_behaviour_logprobs_equal_a_teacher_forced_forward(lm):
+    model, tok = lm
+    gen = HFGenerator(model, tok)
+    prompts = [encode(tok, p) for p in PROMPTS]
+    outs = gen.generate(prompts, [12, 5, 12, 8], Sampling(temperature=0.7, seed=3))
+    with torch.no_grad():
+        for p, out in zip(prompts, outs, strict=True):
+            expected = teacher_forced_logprobs(model, p, out.token_ids, temperature=0.7)
+            assert torch.allclose(torch.tensor(out.logprobs), expected, atol=1e-5)
+
+
+def test_budgets_eos_and_stop_strings(lm):
+    model, tok = lm
+    prompts = [encode(tok, p) for p in PROMPTS]
+    outs = HFGenerator(model, tok).generate(prompts, [3, 1, 0, 6], Sampling(temperature=1.0, seed=0))
+    assert [len(o.token_ids) <= n for o, n in zip(outs, [3, 1, 0, 6], strict=True)] == [True] * 4
+    assert outs[2].token_ids == [] and outs[2].finish == "length"
+    assert all(o.finish in ("length", "eos") for o in outs)
+    # a stop string ends the row at the token that completes it: take the third greedy token as the stop word
+    free = HFGenerator(model, tok).generate(prompts[:1], [10], Sampling(temperature=0.0))[0]
+    word = tok.convert_ids_to_tokens(free.token_ids[2])
+    first = next(k for k, t in enumerate(free.token_ids) if word in tok.decode(free.token_ids[: k + 1]))
+    stopped = HFGenerator(model, tok, stop_strings=[word]).generate(prompts[:1], [10], Sampling(temperature=0.0))[0]
+    assert stopped.token_ids == free.token_ids[: first + 1] and stopped.finish == "stop"
+
+
+def test_seeded_sampling_is_reproducible(lm):
+    model, tok = lm
+    gen = HFGenerator(model, tok)
+    prompts = [encode(tok, p) for p in PROMPTS]
+    a = gen.generate(prompts, [8] * 4, Sampling(temperature=1.0, seed=11))
+    b = gen.generate(prompts, [8] * 4, Sampling(temperature=1.0, seed=11))
+    c = gen.generate(prompts, [8] * 4, Sampling(temperature=1.0, seed=12))
+    assert [o.token_ids for o in a] == [o.token_ids for o in b] != [o.token_ids for o in c]
+
+
+def test_top_p_keeps_the_smallest_nucleus():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    kept = torch.isfinite(top_p_filter(logits, 0.7))[0].tolist()
+    assert kept == [True, True, False, False]  # 0.5 < 0.7 <= 0.8
+    assert torch.isfinite(top_p_filter(logits, 1.0)).all()
+    assert torch.isfinite(top_p_filter(logits, 0.1))[0].tolist() == [True, False, False, False]
+
+
+def test_bad_inputs(lm):
+    model, tok = lm
+    gen = HFGenerator(model, tok)
+    with pytest.raises(ValueError, match="2 prompts but 1 token budgets"):
+        gen.generate([[5], [6]], [3], Sampling())
+    with pytest.raises(ValueError, match="at least one token"):
+        gen.generate([[]], [3], Sampling())
