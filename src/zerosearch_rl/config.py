@@ -174,7 +174,8 @@ class SimulatorConfig(_Section):
     temperature: float = _f(0.8, "Sampling temperature of the simulator (ZeroSearch: 0.8).", ge=0.0)
     top_p: float = _f(1.0, "Nucleus sampling mass of the simulator.", gt=0.0, le=1.0)
     max_new_tokens: int = _f(600, "Tokens per simulated result page (ZeroSearch: 600).", ge=1)
-    concurrency: int = _f(64, "Requests in flight at once against a server.", ge=1)
+    concurrency: int = _f(320, "Requests in flight at once against the servers (ZeroSearch's step: 64 prompts "
+                               "x 5 samples = 320 searches a turn).", ge=1)
     timeout_s: float = _f(60.0, "Seconds before one simulator request is abandoned.", gt=0.0)
     max_retries: int = _f(3, "Retries per request, with exponential backoff.", ge=0)
     backoff_s: float = _f(0.5, "First backoff delay; doubles after each retry.", ge=0.0)

@@ -58,31 +58,41 @@ def raise_for_status(response: httpx.Response) -> None:
         raise NonRetryable(_describe(httpx.HTTPStatusError("", request=response.request, response=response)))
 
 
+# The URL that answered last, per URL list: the next call starts there, so a dead first server costs
+# one refused connection per process, not one per request.
+_LAST_GOOD: dict[tuple[str, ...], int] = {}
+
+
 async def call_with_failover(
     urls: Sequence[str],
     attempt: Callable[[str], Awaitable[T]],
     policy: RetryPolicy,
     what: str,
 ) -> T:
-    """Run ``attempt(url)`` until it succeeds, rotating through ``urls`` on each failure.
+    """Run ``attempt(url)`` until it succeeds, rotating through ``urls`` on each failure, starting from
+    the URL that answered the previous call.
 
     Retried: transport errors (refused or dropped connections, timeouts), HTTP 5xx and 429, and
     malformed replies (``ValueError``, ``KeyError``, ``TypeError`` raised while reading one).
     """
     if not urls:
         raise EndpointError(f"{what}: no URL configured")
+    key = tuple(urls)
+    first = _LAST_GOOD.get(key, 0)
     last = ""
     for i in range(policy.attempts):
-        url = urls[i % len(urls)]
+        url = urls[(first + i) % len(urls)]
         try:
-            return await attempt(url)
+            result = await attempt(url)
+            _LAST_GOOD[key] = (first + i) % len(urls)
+            return result
         except NonRetryable as exc:
             raise EndpointError(f"{what}: {url} refused the request: {exc}") from None
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
             last = f"{url}: {_describe(exc)}"
         if i + 1 < policy.attempts:
             await asyncio.sleep(policy.delay(i))
-    tried = ", ".join(dict.fromkeys(urls[i % len(urls)] for i in range(policy.attempts)))
+    tried = ", ".join(dict.fromkeys(urls[(first + i) % len(urls)] for i in range(policy.attempts)))
     raise EndpointError(f"{what}: no answer from {tried} after {policy.attempts} attempts (last error: {last})")
 
 
