@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import ClassVar
 
 import pytest
 import torch
@@ -57,7 +58,7 @@ class Engine:
     """Answers "<name> birthplace" from a tiny table; records every batch it receives."""
 
     name = "engine"
-    TABLE = {"Ada": "Marlow", "Tom": "Eldham"}
+    TABLE: ClassVar[dict[str, str]] = {"Ada": "Marlow", "Tom": "Eldham"}
 
     def __init__(self):
         self.batches = []
@@ -84,7 +85,7 @@ def make(cfg=None, seed=0, engine=None):
 
 
 def test_search_then_answer_builds_the_segments_and_scores():
-    rollout, engine = make()
+    rollout, _ = make()
     (traj,) = rollout.run(ScriptedGenerator(), [ADA], 1, step=0, noise_p=0.0, sampling=Sampling()).trajectories
     kinds = [s.kind for s in traj.segments]
     assert kinds == [SegmentKind.PROMPT, SegmentKind.POLICY, SegmentKind.OBSERVATION, SegmentKind.POLICY]
@@ -158,7 +159,7 @@ def test_long_observations_are_truncated_and_still_closed():
 
 
 def test_response_budget_caps_policy_and_observation_tokens():
-    rollout, engine = make(RolloutConfig(max_turns=3, max_response_tokens=70))
+    rollout, _ = make(RolloutConfig(max_turns=3, max_response_tokens=70))
     (traj,) = rollout.run(ScriptedGenerator(), [ADA], 1, 0, 0.0, Sampling()).trajectories
     assert len(traj.input_ids) - traj.prompt_length == 70
     assert traj.metrics["truncated_response"] == 1
@@ -166,7 +167,7 @@ def test_response_budget_caps_policy_and_observation_tokens():
 
 def test_prompt_too_long_names_the_example():
     rollout, _ = make(RolloutConfig(max_prompt_tokens=20))
-    with pytest.raises(PromptTooLong, match="example 'ada': prompt of .* tokens exceeds rollout.max_prompt_tokens=20"):
+    with pytest.raises(PromptTooLong, match=r"example 'ada': prompt of .* tokens exceeds rollout\.max_prompt_tokens=20"):
         rollout.run(ScriptedGenerator(), [ADA], 1, 0, 0.0, Sampling())
 
 
