@@ -167,7 +167,7 @@ def test_response_budget_caps_policy_and_observation_tokens():
 
 def test_prompt_too_long_names_the_example():
     rollout, _ = make(RolloutConfig(max_prompt_tokens=20))
-    with pytest.raises(PromptTooLong, match=r"example 'ada': prompt of .* tokens exceeds rollout\.max_prompt_tokens=20"):
+    with pytest.raises(PromptTooLong, match=r"example .ada.: prompt of .* exceeds rollout\.max_prompt_tokens=20"):
         rollout.run(ScriptedGenerator(), [ADA], 1, 0, 0.0, Sampling())
 
 
