@@ -310,10 +310,11 @@ def kl_k1(logp: Tensor, ref_logp: Tensor) -> Tensor:
 def kl_k3(logp: Tensor, ref_logp: Tensor) -> Tensor:
     """k3 per token: ``exp(ref - logp) - (ref - logp) - 1`` (unbiased, low variance, always >= 0).
 
-    The log-ratio is clamped to +-20 so the exp stays finite.
+    Computed as ``expm1(d) - d`` (``exp(d) - d - 1`` rounds below 0 for tiny ``d``); the log-ratio ``d``
+    is clamped to +-20 so the exp stays finite.
     """
     d = (ref_logp - logp).clamp(-LOG_RATIO_LIMIT, LOG_RATIO_LIMIT)
-    return d.exp() - d - 1
+    return torch.expm1(d) - d
 
 
 KL_ESTIMATORS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"k1": kl_k1, "k3": kl_k3}

@@ -1,0 +1,96 @@
+"""The simulated engine against a real loopback server playing an OpenAI-compatible LLM."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from fakes.openai_server import FakeOpenAIServer, unused_base_url
+from zerosearch_rl.config import load_config
+from zerosearch_rl.llm.base import Sampling
+from zerosearch_rl.llm.openai_http import OpenAIChatClient
+from zerosearch_rl.net import RetryPolicy
+from zerosearch_rl.search import build_backend
+from zerosearch_rl.search.base import SearchError
+from zerosearch_rl.search.simulated import SimulatedBackend, build_simulator_prompt
+from zerosearch_rl.types import SearchRequest
+
+REQS = [
+    SearchRequest("ada birthplace", "Where was Ada born?", ("Marlow",), noisy=False, sample_id="ada#0"),
+    SearchRequest("tom employer", "Who employs Tom?", ("Copperline Foods", "Copperline"), noisy=True,
+                  sample_id="tom#1"),
+]
+
+
+def docs_reply(message: str) -> str:
+    question = message.split('question: "')[-1].split('"')[0]  # the last one: few-shot prompts quote an example
+    return "\n".join(f"Doc {i}: page {i} about {question}" for i in range(1, 6))
+
+
+def backend_for(server, mode="sft", retry=None, on_error="raise"):
+    client = OpenAIChatClient([server.base_url], "sim", retry=retry or RetryPolicy(0, 0.0))
+    return SimulatedBackend(client, mode=mode, topk=3, sampling=Sampling(temperature=0.8, max_new_tokens=600),
+                            on_error=on_error)
+
+
+@pytest.mark.parametrize("mode", ["sft", "prompt"])
+def test_exact_prompts_for_both_kinds_reach_the_server(mode):
+    with FakeOpenAIServer(reply=docs_reply) as server:
+        pages = backend_for(server, mode).search(REQS)
+        bodies = sorted(server.chat_bodies(), key=lambda b: b["messages"][0]["content"])
+    expected = sorted(build_simulator_prompt(r, mode) for r in REQS)
+    assert [b["messages"] for b in bodies] == [[{"role": "user", "content": e}] for e in expected]
+    assert all(b["temperature"] == 0.8 and b["max_tokens"] == 600 and b["model"] == "sim" for b in bodies)
+    if mode == "sft":
+        useful, noisy = (build_simulator_prompt(r, mode) for r in REQS)
+        assert "generate five useful documents" in useful and "whose answer is Marlow." in useful
+        assert "generate five noisy documents" in noisy and "whose answer is Copperline Foods, Copperline." in noisy
+    assert [d.text for d in pages[0]] == [f"page {i} about Where was Ada born?" for i in (1, 2, 3)]
+    assert [d.text for d in pages[1]] == [f"page {i} about Who employs Tom?" for i in (1, 2, 3)]
+
+
+def test_duplicates_are_generated_once_over_http():
+    with FakeOpenAIServer(reply=docs_reply) as server:
+        backend = backend_for(server)
+        pages = backend.search([REQS[0], REQS[1], REQS[0], REQS[0]])
+        assert len(server.chat_bodies()) == 2
+    assert pages[0] == pages[2] == pages[3] != pages[1]
+
+
+def test_a_failing_server_fails_in_bounded_time_naming_the_url():
+    with FakeOpenAIServer(reply=docs_reply, fail_if=lambda m: True) as server:
+        backend = backend_for(server, retry=RetryPolicy(max_retries=2, backoff_s=0.05))
+        start = time.monotonic()
+        with pytest.raises(SearchError, match=server.base_url):
+            backend.search(REQS)
+        assert time.monotonic() - start < 5.0
+        assert len(server.chat_bodies()) == 2 * 3  # each request: 1 try + 2 retries, no more
+
+
+def test_a_hung_server_times_out_and_soft_failure_serves_counted_documents():
+    with FakeOpenAIServer(hang=True) as server:
+        client = OpenAIChatClient([server.base_url], "sim", timeout_s=0.3, retry=RetryPolicy(1, 0.0))
+        backend = SimulatedBackend(client, on_error="document")
+        start = time.monotonic()
+        pages = backend.search(REQS)
+        assert time.monotonic() - start < 3.0
+    assert [[d.id for d in p] for p in pages] == [["search-failed"], ["search-failed"]]
+    assert backend.metrics()["search/failures"] == 2
+
+
+def test_fail_over_to_a_second_server():
+    with FakeOpenAIServer(reply=docs_reply) as server:
+        client = OpenAIChatClient([unused_base_url(), server.base_url], "sim", retry=RetryPolicy(2, 0.0))
+        pages = SimulatedBackend(client).search(REQS)
+    assert len(pages[0]) == 5
+
+
+def test_built_from_config_with_model_from_the_server():
+    with FakeOpenAIServer(reply=docs_reply, models=("Simulation_LLM_google_14B",)) as server:
+        cfg = load_config(None, ["search.backend=simulate_sft", "simulator.client=openai",
+                                 f"simulator.base_urls=[{server.base_url}]", "search.topk=2"])
+        backend = build_backend(cfg)
+        pages = backend.search(REQS[:1])
+        assert server.chat_bodies()[0]["model"] == "Simulation_LLM_google_14B"
+    assert len(pages[0]) == 2
