@@ -11,7 +11,9 @@ ten, but computes the whole batch in one pass.
 
     python benchmarks/bench_simulator.py --latency 0.1 --queries 320 --concurrency 320
 
-The last line printed is the ratio of the median times.
+The last two lines printed are the set-up (server latency, queries per step, concurrency) and the ratio of the
+median times. Other jobs on the machine, and the server subprocess itself, take CPU from the client: compare
+ratios from one run, not absolute times across runs.
 """
 
 from __future__ import annotations
@@ -124,8 +126,6 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit("the benchmark server did not start")
         base_url = f"http://127.0.0.1:{port}/v1"
         queries = [f"query number {i} about something" for i in range(args.queries)]
-        print(f"loopback server: {args.latency:.3f} s per request; {args.queries} queries per step; "
-              f"median of {args.repeats} runs")
         with httpx.Client(timeout=60.0) as http:
             ref = timed(lambda: reference(http, base_url, queries, args.threads), args.repeats, args.queries)
         with OpenAIChatClient([base_url], MODEL, concurrency=args.concurrency, timeout_s=60.0) as client:
@@ -133,6 +133,8 @@ def main(argv: list[str] | None = None) -> None:
         for name, times in ((f"reference ({args.threads} threads, sync)", ref),
                             (f"OpenAIChatClient (concurrency {args.concurrency})", new)):
             print(f"{name:40s} {statistics.median(times):7.3f} s   runs: {' '.join(f'{t:.3f}' for t in times)}")
+        print(f"set-up: loopback server answering in {args.latency:.3f} s per request; {args.queries} queries a step; "
+              f"concurrency {args.concurrency} (reference: {args.threads} threads); median of {args.repeats} runs")
         print(f"speed-up vs {args.threads}-thread reference: {statistics.median(ref) / statistics.median(new):.1f}x")
     finally:
         server.terminate()

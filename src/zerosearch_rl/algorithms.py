@@ -92,9 +92,9 @@ class AdvantageOptions:
 
     @classmethod
     def from_config(cls, cfg: AlgorithmConfig) -> AdvantageOptions:
-        """The options an ``AlgorithmConfig`` asks for (gae always whitens, as veRL does)."""
+        """The options an ``AlgorithmConfig`` asks for."""
         return cls(std_normalize=cfg.grpo_std_normalize, baseline=cfg.reinforce_baseline,
-                   gamma=cfg.gamma, lam=cfg.lam)
+                   gamma=cfg.gamma, lam=cfg.lam, whiten=cfg.gae_whiten)
 
 
 AdvantageEstimator = Callable[[AdvantageBatch, AdvantageOptions], tuple[Tensor, Tensor]]

@@ -69,6 +69,28 @@ def _serve(args: argparse.Namespace) -> None:
         backend.close()
 
 
+def _train(args: argparse.Namespace) -> None:
+    from zerosearch_rl.trainer import Trainer
+
+    trainer = Trainer(load_config(args.config, args.overrides), resume=args.resume)
+    try:
+        history = trainer.train()
+    finally:
+        trainer.close()
+    if trainer.rank == 0 and history:
+        last = history[-1]
+        print(f"done: {len(history)} steps, last reward {last['reward/mean']:.3f} "
+              f"(exact match {last['reward/exact_match']:.3f}); run folder {trainer.run_dir}")
+
+
+def _plot(args: argparse.Namespace) -> None:
+    from zerosearch_rl.tracking import DEFAULT_CURVES, plot_metrics, read_metrics
+
+    out = plot_metrics(read_metrics(args.run_dir), args.out or f"{args.run_dir.rstrip('/')}/curves.png",
+                       args.keys or DEFAULT_CURVES)
+    print(f"wrote {out}")
+
+
 def _demo(args: argparse.Namespace) -> None:
     from zerosearch_rl.demo import run_demo
 
@@ -110,6 +132,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="put a search engine behind HTTP (Search-R1 /retrieve protocol)")
     _add_config_args(serve)
     serve.set_defaults(run=_serve)
+
+    train = commands.add_parser("train", help="RL training (GRPO / PPO / REINFORCE) of a search policy")
+    _add_config_args(train)
+    train.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
+    train.set_defaults(run=_train)
+
+    plot = commands.add_parser("plot", help="draw a run's metric curves to a PNG")
+    plot.add_argument("run_dir", help="run folder (or its metrics.jsonl)")
+    plot.add_argument("--keys", nargs="*", help="metrics to draw (default: reward, searches, noise)")
+    plot.add_argument("--out", help="PNG path (default: RUN/curves.png)")
+    plot.set_defaults(run=_plot)
 
     demo = commands.add_parser("demo", help="run the end-to-end demo (what `make demo` runs)")
     demo.add_argument("--out", default="runs/demo", help="output folder")

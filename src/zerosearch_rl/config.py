@@ -218,6 +218,11 @@ class AlgorithmConfig(_Section):
     lam: float = _f(1.0, "GAE lambda.", ge=0.0, le=1.0)
     value_clip: float = _f(0.5, "GAE/PPO: value predictions move at most this far from the old ones.", gt=0.0)
     critic_lr: float = _f(1e-5, "Learning rate of the value model (gae).", gt=0.0)
+    gae_whiten: bool = _f(True, "GAE: whiten advantages over the batch's policy tokens.")
+    old_logprobs: Literal["recompute", "behaviour"] = _f(
+        "recompute", "The PPO ratio's denominator: recompute with the trainer's weights before the update (needed "
+                     "when another engine, e.g. vLLM, generated), or reuse the generator's behaviour log-probs "
+                     "(exact for the in-process transformers generator, and one forward pass cheaper).")
 
 
 @dataclass(frozen=True)

@@ -199,3 +199,48 @@ def write_jsonl(examples: Iterable[QAExample], path: str | Path) -> Path:
                                       "source": ex.source, **ex.metadata}
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     return p
+
+
+class PromptSampler:
+    """Batches of training examples in a seeded order, resumable from ``state()``.
+
+    Each epoch is a permutation drawn from ``random.Random((seed, epoch))`` (the global RNG is never
+    used), so a resumed run sees exactly the prompts the uninterrupted run would have seen. Under
+    data parallelism every rank draws the same global batch and keeps its own slice of it.
+    """
+
+    def __init__(self, examples: Sequence[QAExample], batch_size: int, seed: int = 0, shuffle: bool = True,
+                 rank: int = 0, world_size: int = 1) -> None:
+        if not examples:
+            raise DataError("no training examples: check data.train_files and data.sources")
+        if batch_size % world_size:
+            raise DataError(f"trainer.batch_size={batch_size} must be divisible by the {world_size} processes")
+        self.examples, self.batch_size, self.seed, self.shuffle = list(examples), batch_size, seed, shuffle
+        self.rank, self.world_size = rank, world_size
+        self.epoch, self.offset = 0, 0
+
+    def _order(self, epoch: int) -> list[int]:
+        order = list(range(len(self.examples)))
+        if self.shuffle:
+            import random
+
+            random.Random(f"{self.seed}/{epoch}").shuffle(order)
+        return order
+
+    def next_batch(self) -> list[QAExample]:
+        """The next global batch's slice for this rank (epochs roll over seamlessly)."""
+        picked: list[int] = []
+        while len(picked) < self.batch_size:
+            order = self._order(self.epoch)
+            take = order[self.offset : self.offset + self.batch_size - len(picked)]
+            picked.extend(take)
+            self.offset += len(take)
+            if self.offset >= len(order):
+                self.epoch, self.offset = self.epoch + 1, 0
+        return [self.examples[i] for i in picked[self.rank :: self.world_size]]
+
+    def state(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "offset": self.offset}
+
+    def load_state(self, state: Mapping[str, int]) -> None:
+        self.epoch, self.offset = int(state["epoch"]), int(state["offset"])

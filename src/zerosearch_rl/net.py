@@ -1,8 +1,9 @@
 """Network calls that never wait forever (DESIGN.md contract 6).
 
-Every call has a timeout (set on the httpx client), a bounded number of retries with exponential
-backoff, and fail-over across several base URLs. When every attempt has failed, ``EndpointError``
-names the URLs, the number of attempts and the last error, so the user knows which server to fix.
+Every call has a timeout (set on the HTTP client: httpx, or aiohttp for the simulator), a bounded number
+of retries with exponential backoff, and fail-over across several base URLs. When every attempt has
+failed, ``EndpointError`` names the URLs, the number of attempts and the last error, so the user knows
+which server to fix.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ class NonRetryable(Exception):
     """Raised inside an attempt to stop retrying at once (a 4xx reply: retrying cannot help)."""
 
 
+class Retryable(Exception):
+    """Raised inside an attempt for a failure worth retrying (``check_status``: a 5xx or 429 reply read by a
+    client other than httpx); the message alone describes it."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """``max_retries`` retries after the first attempt, waiting ``backoff_s * 2**i`` (capped) between."""
@@ -42,10 +48,15 @@ class RetryPolicy:
         return min(self.backoff_s * 2**retry, self.max_backoff_s)
 
 
+def _status_text(status: int, body: str) -> str:
+    return f"HTTP {status}: {body[:200]}".replace("\n", " ")
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, httpx.HTTPStatusError):
-        body = exc.response.text[:200].replace("\n", " ")
-        return f"HTTP {exc.response.status_code}: {body}"
+        return _status_text(exc.response.status_code, exc.response.text)
+    if isinstance(exc, Retryable):
+        return str(exc)
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if str(exc) else text
 
@@ -58,6 +69,14 @@ def raise_for_status(response: httpx.Response) -> None:
         raise NonRetryable(_describe(httpx.HTTPStatusError("", request=response.request, response=response)))
 
 
+def check_status(status: int, body: bytes) -> None:
+    """``raise_for_status`` for a reply whose ``body`` another client (aiohttp) has read: ``Retryable`` for a
+    5xx or 429, ``NonRetryable`` for any other 4xx, each described as ``raise_for_status``'s are."""
+    if status >= 400:
+        error = Retryable if status >= 500 or status == 429 else NonRetryable
+        raise error(_status_text(status, body.decode("utf-8", "replace")))
+
+
 # The URL that answered last, per URL list: the next call starts there, so a dead first server costs
 # one refused connection per process, not one per request.
 _LAST_GOOD: dict[tuple[str, ...], int] = {}
@@ -68,13 +87,17 @@ async def call_with_failover(
     attempt: Callable[[str], Awaitable[T]],
     policy: RetryPolicy,
     what: str,
+    *,
+    retry_on: tuple[type[BaseException], ...] = (),
 ) -> T:
     """Run ``attempt(url)`` until it succeeds, rotating through ``urls`` on each failure, starting from
     the URL that answered the previous call.
 
-    Retried: transport errors (refused or dropped connections, timeouts), HTTP 5xx and 429, and
-    malformed replies (``ValueError``, ``KeyError``, ``TypeError`` raised while reading one).
+    Retried: httpx transport errors (refused or dropped connections, timeouts), HTTP 5xx and 429
+    (``raise_for_status``, ``check_status``), malformed replies (``ValueError``, ``KeyError``, ``TypeError``
+    raised while reading one), and the exceptions in ``retry_on`` (another client's transport errors).
     """
+    retryable = (httpx.HTTPError, Retryable, ValueError, KeyError, TypeError, *retry_on)
     if not urls:
         raise EndpointError(f"{what}: no URL configured")
     key = tuple(urls)
@@ -88,7 +111,7 @@ async def call_with_failover(
             return result
         except NonRetryable as exc:
             raise EndpointError(f"{what}: {url} refused the request: {exc}") from None
-        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        except retryable as exc:
             last = f"{url}: {_describe(exc)}"
         if i + 1 < policy.attempts:
             await asyncio.sleep(policy.delay(i))

@@ -1,0 +1,128 @@
+"""Policy-side tensors: loading the policy (optionally with LoRA), the value model, and per-token log-probs.
+
+A ``TokenBatch`` is a set of trajectories padded on the right. Everything token-wise is aligned with
+the *targets* ``input_ids[:, 1:]`` (position t holds the log-prob of token t+1 given its prefix), so
+``loss_mask``, behaviour log-probs, advantages and values all have shape ``[B, T - 1]``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from zerosearch_rl.algorithms import entropy_from_logits
+from zerosearch_rl.config import ModelConfig
+from zerosearch_rl.llm.hf import load_causal_lm, resolve_device
+from zerosearch_rl.tiny_models import TINY_RANDOM, byte_tokenizer, tiny_llama
+from zerosearch_rl.types import Trajectory
+
+
+@dataclass(frozen=True)
+class TokenBatch:
+    input_ids: Tensor  # [B, T]
+    attention_mask: Tensor  # [B, T]
+    loss_mask: Tensor  # [B, T-1] float: 1 where the target token was sampled by the policy
+    behaviour_logprobs: Tensor  # [B, T-1]
+
+    @classmethod
+    def from_trajectories(cls, trajectories: Sequence[Trajectory], pad_id: int,
+                          device: torch.device | str = "cpu") -> TokenBatch:
+        width = max(len(t.input_ids) for t in trajectories)
+        ids = torch.full((len(trajectories), width), pad_id, dtype=torch.long)
+        attn = torch.zeros_like(ids)
+        mask = torch.zeros((len(trajectories), width), dtype=torch.float32)
+        logp = torch.zeros_like(mask)
+        for i, t in enumerate(trajectories):
+            n = len(t.input_ids)
+            ids[i, :n] = torch.tensor(t.input_ids)
+            attn[i, :n] = 1
+            mask[i, :n] = torch.tensor(t.loss_mask, dtype=torch.float32)
+            logp[i, :n] = torch.tensor(t.behaviour_logprobs)
+        return cls(ids.to(device), attn.to(device), mask[:, 1:].to(device), logp[:, 1:].to(device))
+
+    def select(self, index: Tensor | Sequence[int]) -> TokenBatch:
+        """The rows ``index``, trimmed to their longest sequence (saves work on short micro-batches)."""
+        idx = torch.as_tensor(index, dtype=torch.long, device=self.input_ids.device)
+        width = int(self.attention_mask[idx].sum(dim=1).max())
+        return TokenBatch(self.input_ids[idx, :width], self.attention_mask[idx, :width],
+                          self.loss_mask[idx, : width - 1], self.behaviour_logprobs[idx, : width - 1])
+
+    @property
+    def size(self) -> int:
+        return int(self.input_ids.shape[0])
+
+
+def slice_rows(tensor: Tensor, index: Tensor | Sequence[int], width: int) -> Tensor:
+    """Rows of a ``[B, T-1]`` tensor matching ``TokenBatch.select`` (``width`` = the selection's T-1)."""
+    return tensor[torch.as_tensor(index, dtype=torch.long, device=tensor.device), :width]
+
+
+def token_logprobs(model: Any, batch: TokenBatch, temperature: float = 1.0,
+                   with_entropy: bool = False) -> tuple[Tensor, Tensor | None]:
+    """Log-probs of the target tokens under ``model`` (logits divided by ``temperature``, as sampled),
+    and optionally the per-position entropy. Shapes ``[B, T-1]``."""
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1].float()
+    if temperature > 0:
+        logits = logits / temperature
+    logp = torch.log_softmax(logits, dim=-1).gather(-1, batch.input_ids[:, 1:, None])[..., 0]
+    return logp, (entropy_from_logits(logits) if with_entropy else None)
+
+
+class ValueModel(nn.Module):
+    """The policy's architecture without its LM head, plus a scalar head: V(prefix) per position."""
+
+    def __init__(self, backbone: nn.Module, hidden_size: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(hidden_size, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, batch: TokenBatch) -> Tensor:
+        hidden = self.backbone(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+        return self.head(hidden[:, :-1].float())[..., 0]
+
+
+def value_model_like(policy: Any) -> ValueModel:
+    """A value model initialised from the policy's own transformer body (the usual PPO critic start)."""
+    body = getattr(policy, "get_base_model", lambda: policy)().base_model
+    return ValueModel(copy.deepcopy(body).train(), policy.config.hidden_size).to(next(policy.parameters()).device)
+
+
+def load_policy(cfg: ModelConfig, seed: int = 0) -> tuple[Any, Any]:
+    """(policy, tokenizer) per the model config; LoRA adapters through peft when ``lora_rank > 0``."""
+    if cfg.policy == TINY_RANDOM:
+        tokenizer = byte_tokenizer()
+        model = tiny_llama(len(tokenizer), seed).to(resolve_device(cfg.device))
+    else:
+        model, tokenizer = load_causal_lm(cfg.policy, cfg.dtype, cfg.device)
+        if cfg.tokenizer:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    if cfg.lora_rank > 0:
+        try:
+            from peft import LoraConfig, get_peft_model
+        except ImportError as exc:
+            raise ImportError("model.lora_rank > 0 needs peft: pip install 'zerosearch-rl[lora]'") from exc
+        model = get_peft_model(model, LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha,
+                                                 lora_dropout=cfg.lora_dropout, task_type="CAUSAL_LM",
+                                                 target_modules=list(cfg.lora_target_modules)))
+    return model, tokenizer
+
+
+def frozen_copy(model: nn.Module) -> nn.Module:
+    """A reference model: an independent copy with gradients off."""
+    ref = copy.deepcopy(model).eval()
+    for p in ref.parameters():
+        p.requires_grad_(False)
+    return ref

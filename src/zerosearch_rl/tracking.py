@@ -1,0 +1,106 @@
+"""Where training metrics go: a JSONL file always, TensorBoard and wandb when asked, and PNG plots."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+METRICS_FILE = "metrics.jsonl"
+
+
+class MetricsLogger:
+    """One JSON line per step in ``run_dir/metrics.jsonl`` (flushed at once), plus optional sinks.
+
+    On resume from step ``s`` the lines of steps after ``s`` are dropped (they belong to the part of
+    the run being redone); every earlier line is kept.
+    """
+
+    def __init__(self, run_dir: str | Path, resume_step: int | None = None, tensorboard: bool = False,
+                 wandb_project: str = "", config: dict[str, Any] | None = None) -> None:
+        self.path = Path(run_dir) / METRICS_FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if resume_step is not None and self.path.is_file():
+            kept = [line for line in self.path.read_text().splitlines()
+                    if line.strip() and json.loads(line)["step"] <= resume_step]
+            self.path.write_text("".join(f"{line}\n" for line in kept))
+        elif self.path.is_file():
+            self.path.unlink()
+        self._file = self.path.open("a", encoding="utf-8")
+        self._tb: Any = None
+        self._wandb: Any = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as exc:
+                raise ImportError("trainer.tensorboard needs the tensorboard package: pip install tensorboard") from exc
+            self._tb = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+        if wandb_project:
+            try:
+                import wandb
+            except ImportError as exc:
+                raise ImportError("trainer.wandb_project needs wandb: pip install 'zerosearch-rl[wandb]'") from exc
+            self._wandb = wandb.init(project=wandb_project, config=config, dir=str(run_dir))
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
+        self._file.write(json.dumps({"step": step, **clean}) + "\n")
+        self._file.flush()
+        if self._tb is not None:
+            for k, v in metrics.items():
+                self._tb.add_scalar(k, v, step)
+        if self._wandb is not None:
+            self._wandb.log(metrics, step=step)
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+        if self._wandb is not None:
+            self._wandb.finish()
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a metrics file (a run folder or the JSONL file itself)."""
+    p = Path(path)
+    p = p / METRICS_FILE if p.is_dir() else p
+    if not p.is_file():
+        raise FileNotFoundError(f"no metrics at {p}")
+    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+
+
+DEFAULT_CURVES = ("reward/mean", "reward/exact_match", "rollout/searches", "noise/probability")
+
+
+def plot_metrics(rows: Sequence[dict[str, Any]], out: str | Path, keys: Sequence[str] = DEFAULT_CURVES,
+                 title: str = "") -> Path:
+    """One panel per metric against the step; the noise probability is drawn on every reward panel."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    present = [k for k in keys if any(k in r and r[k] is not None for r in rows)]
+    if not present:
+        raise ValueError(f"none of {', '.join(keys)} is in the metrics")
+    fig, axes = plt.subplots(len(present), 1, figsize=(7, 2.2 * len(present)), sharex=True, squeeze=False)
+    steps_noise = [(r["step"], r["noise/probability"]) for r in rows if r.get("noise/probability") is not None]
+    for ax, key in zip(axes[:, 0], present, strict=True):
+        points = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
+        ax.plot([p[0] for p in points], [p[1] for p in points], color="#4c72b0", label=key)
+        ax.set_ylabel(key, fontsize=8)
+        if key.startswith("reward/") and steps_noise:
+            twin = ax.twinx()
+            twin.plot([p[0] for p in steps_noise], [p[1] for p in steps_noise], color="#dd8452", linestyle="--",
+                      label="noise probability")
+            twin.set_ylabel("noise p", fontsize=8, color="#dd8452")
+    axes[-1, 0].set_xlabel("step")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    target = Path(out)
+    fig.savefig(target, dpi=110)
+    plt.close(fig)
+    return target

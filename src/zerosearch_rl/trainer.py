@@ -1,0 +1,325 @@
+"""Orchestration only: rollout -> reward -> reference log-probs -> advantages -> update -> log/checkpoint.
+
+The math lives in ``algorithms`` (pure tensor functions), the episodes in ``rollout``, the tensors in
+``policy``. Under ``torchrun`` each process rolls out its slice of the step's prompts (whole GRPO
+groups stay on one process), token counts are summed over processes so the loss is the token mean
+of the whole mini-batch, and DDP averages the gradients.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from zerosearch_rl import algorithms as algo
+from zerosearch_rl.checkpoint import list_checkpoints, load_policy_weights, load_state, save_checkpoint
+from zerosearch_rl.config import Config, config_to_dict, save_config
+from zerosearch_rl.curriculum import unit_draw
+from zerosearch_rl.data import PromptSampler, load_examples
+from zerosearch_rl.generation import HFGenerator
+from zerosearch_rl.llm.base import Sampling
+from zerosearch_rl.policy import TokenBatch, frozen_copy, load_policy, slice_rows, token_logprobs, value_model_like
+from zerosearch_rl.protocol import STOP_STRINGS
+from zerosearch_rl.reward import RewardScores, score_all
+from zerosearch_rl.rollout import Rollout
+from zerosearch_rl.search import build_backend
+from zerosearch_rl.tracking import MetricsLogger
+from zerosearch_rl.types import Trajectory
+
+
+def _init_distributed(strategy: str) -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        if strategy == "fsdp":
+            raise NotImplementedError("trainer.strategy=fsdp is not available yet; use ddp")
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def _sum_over_ranks(value: float, world: int) -> float:
+    if world == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.float64)
+    dist.all_reduce(t)
+    return float(t.item())
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+RewardFn = Callable[[Trajectory], RewardScores]
+
+
+class Trainer:
+    """One training run of ``cfg``; ``resume=True`` continues from the run folder's latest checkpoint.
+
+    ``reward_fn`` replaces the configured reward (``trainer.reward_metric`` on the response) with any
+    function of the trajectory; it must still score the response only.
+    """
+
+    def __init__(self, cfg: Config, resume: bool = False, reward_fn: RewardFn | None = None) -> None:
+        self.cfg, t = cfg, cfg.trainer
+        self.reward_fn = reward_fn or (lambda tr: score_all(tr.response_text, tr.answers, t.reward_metric))
+        self.rank, self.world = _init_distributed(t.strategy)
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # our own bar is the one to watch
+        self.run_dir = Path(t.output_dir)
+        torch.manual_seed(t.seed)
+        examples = load_examples(cfg.data.train_files, cfg.data.sources, cfg.data.limit)
+        self.policy, self.tokenizer = load_policy(cfg.model, t.seed)
+        self.device = next(self.policy.parameters()).device
+        self.ref = frozen_copy(self.policy) if cfg.algorithm.kl_coef > 0 and cfg.model.lora_rank == 0 else None
+        self.value = value_model_like(self.policy) if cfg.algorithm.advantage == "gae" else None
+        self.trained = self.policy
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            self.trained = DDP(self.policy)
+            self.value = DDP(self.value) if self.value is not None else None  # type: ignore[assignment]
+        params = [p for p in self.policy.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: min(1.0, (s + 1) / t.warmup_steps) if t.warmup_steps else 1.0)
+        self.critic_opt = (torch.optim.AdamW(self.value.parameters(), lr=cfg.algorithm.critic_lr)
+                           if self.value is not None else None)
+        self.search = build_backend(cfg)
+        self.generator = HFGenerator(self.policy, self.tokenizer, STOP_STRINGS)
+        self.rollout = Rollout(self.tokenizer, self.search, cfg.rollout, t.seed, cfg.model.prompt_style)
+        self.schedule = cfg.curriculum.noise_schedule(t.total_steps)
+        self.sampler = PromptSampler(examples, t.batch_size, t.seed, cfg.data.shuffle, self.rank, self.world)
+        self.estimator = algo.get_advantage_estimator(cfg.algorithm.advantage)
+        self.start_step = 0
+        checkpoints = list_checkpoints(self.run_dir) if resume else []
+        if checkpoints:
+            self._restore(checkpoints[-1])
+        self.logger = (MetricsLogger(self.run_dir, self.start_step - 1 if checkpoints else None, t.tensorboard,
+                                     t.wandb_project, config_to_dict(cfg)) if self.rank == 0 else None)
+        if self.rank == 0:
+            save_config(cfg, self.run_dir / "config.yaml")
+
+    # ---------------------------------------------------------------- checkpoints
+
+    def _state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                                 "sampler": self.sampler.state()}
+        if self.value is not None and self.critic_opt is not None:
+            state["value"] = getattr(self.value, "module", self.value).state_dict()
+            state["critic_opt"] = self.critic_opt.state_dict()
+        return state
+
+    def _restore(self, path: Path) -> None:
+        state = load_state(path)
+        load_policy_weights(self.policy, path)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.sampler.load_state(state["sampler"])
+        if self.value is not None and self.critic_opt is not None:
+            getattr(self.value, "module", self.value).load_state_dict(state["value"])
+            self.critic_opt.load_state_dict(state["critic_opt"])
+        self.start_step = int(state["step"]) + 1
+
+    def save(self, step: int) -> None:
+        if self.rank == 0:
+            save_checkpoint(self.run_dir, step, self.policy, self.tokenizer, self._state(), self.cfg,
+                            self.cfg.trainer.keep_checkpoints)
+        if self.world > 1:
+            dist.barrier()
+
+    # ---------------------------------------------------------------- one step
+
+    @contextmanager
+    def _reference(self) -> Iterator[Any]:
+        """The frozen reference: a copy, or the policy with its LoRA adapters switched off."""
+        if self.ref is not None:
+            yield self.ref
+        else:
+            with self.policy.disable_adapter():
+                yield self.policy
+
+    def _forward_no_grad(self, model: Any, batch: TokenBatch) -> Tensor:
+        """Target log-probs of the whole batch, micro-batch by micro-batch, without gradients."""
+        out = torch.zeros_like(batch.loss_mask)
+        size = self.cfg.trainer.micro_batch_size
+        with torch.no_grad():
+            for start in range(0, batch.size, size):
+                idx = list(range(start, min(start + size, batch.size)))
+                sub = batch.select(idx)
+                values = model(sub) if model is self.value else token_logprobs(
+                    model, sub, self.cfg.rollout.temperature)[0]
+                out[idx, : values.shape[1]] = values
+        return out
+
+    def _rewards(self, trajectories: list[Trajectory]) -> dict[str, list[float]]:
+        scores = [self.reward_fn(t) for t in trajectories]
+        for t, s in zip(trajectories, scores, strict=True):
+            t.reward = s.reward
+        return {"mean": [s.reward for s in scores], "exact_match": [s.exact_match for s in scores],
+                "cover_em": [s.cover_em for s in scores], "f1": [s.f1 for s in scores],
+                "format_valid": [float(s.format_valid) for s in scores],
+                "answered": [float(s.answered) for s in scores]}
+
+    def step(self, step: int) -> dict[str, float]:
+        cfg, t0 = self.cfg, time.perf_counter()
+        noise_p = self.schedule.probability(step)
+        self.policy.eval()
+        sampling = Sampling(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p)
+        with torch.no_grad():
+            result = self.rollout.run(self.generator, self.sampler.next_batch(), cfg.rollout.n_samples, step,
+                                      noise_p, sampling)
+        trajs = result.trajectories
+        rewards = self._rewards(trajs)
+        batch = TokenBatch.from_trajectories(trajs, self.tokenizer.pad_token_id, self.device)
+        t1 = time.perf_counter()
+        metrics: dict[str, float] = {}
+        old = batch.behaviour_logprobs
+        if cfg.algorithm.old_logprobs == "recompute":
+            old = self._forward_no_grad(self.policy, batch)
+            ratio = torch.exp((old - batch.behaviour_logprobs).clamp(-20, 20))[batch.loss_mask.bool()]
+            metrics.update({"actor/behaviour_ratio_mean": float(ratio.mean()),
+                            "actor/behaviour_ratio_max": float(ratio.max())})
+        ref = None
+        if cfg.algorithm.kl_coef > 0:
+            with self._reference() as model:
+                ref = self._forward_no_grad(model, batch)
+        values = self._forward_no_grad(self.value, batch) if self.value is not None else None
+        adv, returns = self.estimator(
+            algo.AdvantageBatch(torch.tensor(rewards["mean"], device=self.device), batch.loss_mask,
+                                [t.group_id for t in trajs], values),
+            algo.AdvantageOptions.from_config(cfg.algorithm))
+        t2 = time.perf_counter()
+        metrics.update(self._update(batch, old, ref, adv, returns, values, step))
+        t3 = time.perf_counter()
+        metrics.update({f"reward/{k}": _mean(v) for k, v in rewards.items()})
+        for key in ("searches", "turns", "invalid_actions", "skipped_searches", "failed_searches",
+                    "truncated_observations", "truncated_response", "policy_tokens", "observation_tokens"):
+            metrics[f"rollout/{key}"] = _mean([tr.metrics[key] for tr in trajs])
+        searches = sum(tr.metrics["searches"] for tr in trajs)
+        metrics.update({
+            "noise/probability": noise_p,
+            "noise/served_share": sum(tr.metrics["noisy_searches"] for tr in trajs) / searches if searches else 0.0,
+            "actor/lr": self.scheduler.get_last_lr()[0],
+            "time/generate": result.generate_s, "time/search": result.search_s, "time/reference": t2 - t1,
+            "time/update": t3 - t2, "time/step": t3 - t0,
+        })
+        return metrics
+
+    def _update(self, batch: TokenBatch, old: Tensor, ref: Tensor | None, adv: Tensor, returns: Tensor,
+                values: Tensor | None, step: int) -> dict[str, float]:
+        """``ppo_epochs`` passes; each splits the step's trajectories into ``mini_batches`` optimizer steps
+        of gradient-accumulated micro-batches."""
+        cfg = self.cfg.trainer
+        self.trained.train()
+        sums: dict[str, float] = {}
+        norms: list[float] = []
+        ratio_max, updates, n = 0.0, 0, batch.size
+        mini_size = max(1, -(-n // cfg.mini_batches))
+        for epoch in range(cfg.ppo_epochs):
+            seed = int(unit_draw("minibatch", cfg.seed, step, epoch) * 2**31)
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+            for m in range(0, n, mini_size):
+                mini = order[m : m + mini_size]
+                tokens = _sum_over_ranks(float(batch.loss_mask[mini].sum()), self.world)
+                micro = [mini[i : i + cfg.micro_batch_size] for i in range(0, len(mini), cfg.micro_batch_size)]
+                for k, idx in enumerate(micro):
+                    stats = self._micro_step(batch, idx, old, ref, adv, returns, values, tokens, k == len(micro) - 1)
+                    ratio_max = max(ratio_max, stats.pop("ratio_max"))
+                    for key, v in stats.items():
+                        sums[key] = sums.get(key, 0.0) + v
+                norms.append(float(torch.nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)))
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                if self.critic_opt is not None and self.value is not None:
+                    torch.nn.utils.clip_grad_norm_(self.value.parameters(), cfg.max_grad_norm)
+                    self.critic_opt.step()
+                    self.critic_opt.zero_grad(set_to_none=True)
+                updates += 1
+        self.scheduler.step()
+        out = {f"actor/{k}": _sum_over_ranks(v, self.world) / updates for k, v in sums.items()}
+        out["actor/ratio_max"] = ratio_max
+        out["actor/grad_norm"] = _mean(norms)
+        if "actor/value_loss" in out:
+            out["critic/value_loss"] = out.pop("actor/value_loss")
+        return out
+
+    def _micro_step(self, batch: TokenBatch, idx: list[int], old: Tensor, ref: Tensor | None, adv: Tensor,
+                    returns: Tensor, values: Tensor | None, tokens: float, sync: bool) -> dict[str, float]:
+        """Forward/backward of one micro-batch. Losses are sums over its tokens divided by the
+        mini-batch's token count, so the micro-batches add up to the mini-batch token mean."""
+        a = self.cfg.algorithm
+        sub = batch.select(idx)
+        w, mask = sub.loss_mask.shape[1], sub.loss_mask
+        no_sync = getattr(self.trained, "no_sync", None)
+        with nullcontext() if sync or no_sync is None else no_sync():
+            logp, entropy = token_logprobs(self.trained, sub, self.cfg.rollout.temperature, with_entropy=True)
+            pg, stats = algo.ppo_clip_loss(logp, slice_rows(old, idx, w), slice_rows(adv, idx, w), mask,
+                                           clip_ratio_low=a.clip_ratio_low, clip_ratio_high=a.clip_ratio_high,
+                                           token_count=tokens)
+            kl = (algo.token_mean(algo.kl_penalty(logp, slice_rows(ref, idx, w), a.kl_estimator), mask, tokens)
+                  if ref is not None else torch.zeros((), device=logp.device))
+            ent = algo.token_mean(entropy, mask, tokens) if entropy is not None else torch.zeros(())
+            (algo.total_loss(pg, kl, ent, a.kl_coef, a.entropy_coef) * self.world).backward()
+        share = float(mask.sum()) / tokens if tokens else 0.0  # this micro-batch's weight in token means
+        out = {"pg_loss": float(pg.detach()), "kl": float(kl.detach()), "entropy": float(ent.detach()),
+               "ratio_max": float(stats["ratio_max"])}
+        out.update({k: float(stats[k]) * share for k in ("clip_fraction", "approx_kl", "ratio_mean")})
+        if self.value is not None and values is not None:
+            vsync = getattr(self.value, "no_sync", None)
+            with nullcontext() if sync or vsync is None else vsync():
+                vloss, _ = algo.value_loss(self.value(sub), slice_rows(values, idx, w), slice_rows(returns, idx, w),
+                                           mask, clip=a.value_clip, token_count=tokens)
+                (vloss * self.world).backward()
+            out["value_loss"] = float(vloss.detach())
+        return out
+
+    # ---------------------------------------------------------------- the loop
+
+    def train(self) -> list[dict[str, float]]:
+        """Run the remaining steps with a progress bar; returns this process's metrics per step."""
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        t, history = self.cfg.trainer, []
+        columns = (TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                   TimeRemainingColumn())
+        with Progress(*columns, disable=self.rank != 0) as bar:
+            task = bar.add_task("train", total=t.total_steps, completed=self.start_step, info="")
+            for step in range(self.start_step, t.total_steps):
+                metrics = self.step(step)
+                history.append(metrics)
+                if self.logger is not None:
+                    self.logger.log(step, {**metrics, **self.search.metrics()})
+                bar.update(task, advance=1, info=f"reward {metrics['reward/mean']:.3f}  "
+                                                 f"noise {metrics['noise/probability']:.2f}")
+                last = step + 1 == t.total_steps
+                if last or (t.save_every and (step + 1) % t.save_every == 0):
+                    self.save(step)
+        if self.rank == 0:
+            self.export(self.run_dir / "final")
+        if self.logger is not None:
+            self.logger.close()
+        return history
+
+    def export(self, folder: Path) -> Path:
+        """The trained policy in Hugging Face format (LoRA adapters merged), loadable by vLLM/sglang."""
+        model = self.policy
+        if hasattr(model, "merge_and_unload"):
+            import copy
+
+            model = copy.deepcopy(model).merge_and_unload()
+        model.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)
+        return folder
+
+    def close(self) -> None:
+        self.search.close()
+        if self.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()

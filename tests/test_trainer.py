@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+import torch
+
+from fakes.primed import primed_policy_dir
+from zerosearch_rl.config import load_config
+from zerosearch_rl.demo import asset
+from zerosearch_rl.policy import TokenBatch
+from zerosearch_rl.reward import score_all
+from zerosearch_rl.trainer import Trainer
+from zerosearch_rl.types import SegmentKind, Trajectory
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def policy_dir(tmp_path_factory):
+    return primed_policy_dir(str(tmp_path_factory.mktemp("primed")))
+
+
+@pytest.fixture(scope="session")
+def born(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "born.jsonl"
+    rows = [line for line in asset("mini_qa.jsonl").read_text().splitlines() if "Where was" in line]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def format_reward(tr: Trajectory):
+    """The primed policy answers in the right format only some of the time: rewards vary within a group."""
+    s = score_all(tr.response_text, tr.answers)
+    return dataclasses.replace(s, reward=float(s.format_valid))
+
+
+def config(policy_dir, born, tmp_path, *overrides):
+    return load_config("configs/smoke.yaml", [
+        f"model.policy={policy_dir}", f"data.train_files=[{born}]", f"trainer.output_dir={tmp_path / 'run'}",
+        "rollout.max_new_tokens=12", "trainer.lr=1e-2", *overrides])
+
+
+def flat(model):
+    return torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+
+
+@pytest.mark.parametrize("advantage", ["grpo", "gae", "reinforce"])
+def test_two_steps_change_the_policy_and_write_everything(policy_dir, born, tmp_path, advantage):
+    cfg = config(policy_dir, born, tmp_path, f"algorithm.advantage={advantage}", "algorithm.old_logprobs=recompute")
+    trainer = Trainer(cfg, reward_fn=format_reward)
+    before = flat(trainer.policy)
+    history = trainer.train()
+    trainer.close()
+    assert not torch.equal(before, flat(trainer.policy))
+    assert len(history) == 2
+    for m in history:
+        assert all(math.isfinite(v) for v in m.values()), m
+        assert m["actor/grad_norm"] > 0
+    if advantage == "gae":
+        assert "critic/value_loss" in history[0]
+    run = tmp_path / "run"
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 1]
+    for key in ("reward/mean", "reward/f1", "reward/exact_match", "reward/format_valid", "rollout/searches",
+                "noise/probability", "noise/served_share", "rollout/policy_tokens", "rollout/observation_tokens",
+                "rollout/truncated_response", "actor/entropy", "actor/kl", "actor/clip_fraction", "actor/grad_norm",
+                "actor/behaviour_ratio_mean", "time/generate", "time/search", "time/reference", "time/update"):
+        assert key in rows[0], key
+    assert load_config(run / "config.yaml") == cfg
+    for step in (0, 1):
+        ckpt = run / "checkpoints" / f"step-{step:06d}"
+        assert (ckpt / "state.pt").is_file() and (ckpt / "policy" / "config.json").is_file()
+        assert load_config(ckpt / "config.yaml") == cfg
+    from transformers import AutoModelForCausalLM
+
+    final = AutoModelForCausalLM.from_pretrained(run / "final")
+    assert torch.equal(flat(final), flat(trainer.policy))
+
+
+def _handmade_batch(trainer):
+    """Two trajectories with observation tokens between policy turns (ids are arbitrary vocabulary)."""
+    trajs = []
+    for i in range(2):
+        t = Trajectory(f"q{i}#0", f"q{i}", "Q?", ("A",))
+        t.add(SegmentKind.PROMPT, [5, 6, 7, 8])
+        t.add(SegmentKind.POLICY, [9, 10, 11], [-1.0, -1.2, -0.8])
+        t.add(SegmentKind.OBSERVATION, [12, 13, 14, 15, 16 + i])
+        t.add(SegmentKind.POLICY, [17, 18], [-0.5, -0.7])
+        trajs.append(t)
+    return TokenBatch.from_trajectories(trajs, trainer.tokenizer.pad_token_id), trajs
+
+
+def test_observation_tokens_receive_no_gradient(policy_dir, born, tmp_path):
+    trainer = Trainer(config(policy_dir, born, tmp_path, "algorithm.kl_coef=0.1", "algorithm.entropy_coef=0.01"))
+    batch, trajs = _handmade_batch(trainer)
+    captured = {}
+
+    def keep_logits(module, inputs, output):
+        output.logits.retain_grad()
+        captured["logits"] = output.logits
+
+    handle = trainer.policy.register_forward_hook(keep_logits)
+    adv = torch.ones_like(batch.loss_mask)  # non-zero everywhere: only the mask may stop the gradient
+    ref = batch.behaviour_logprobs - 0.3
+    trainer._micro_step(batch, [0, 1], batch.behaviour_logprobs, ref, adv, adv, None, float(batch.loss_mask.sum()),
+                        sync=True)
+    handle.remove()
+    grad = captured["logits"].grad[:, :-1].abs().sum(-1)  # position t predicts token t+1
+    target_is_policy = batch.loss_mask.bool()
+    assert torch.all(grad[~target_is_policy] == 0)
+    assert torch.all(grad[target_is_policy] > 0)
+    obs = list(range(6, 11))  # prompt 0-3, policy 4-6, observation 7-11: predicted from positions 6-10
+    assert torch.all(grad[:, obs] == 0)
+    trainer.close()
+
+
+def test_update_is_the_same_for_any_micro_batch_split(policy_dir, born, tmp_path):
+    results = []
+    for micro in (1, 2):
+        trainer = Trainer(config(policy_dir, born, tmp_path / str(micro), f"trainer.micro_batch_size={micro}",
+                                 "trainer.mini_batches=1", "algorithm.kl_coef=0.1"))
+        batch, trajs = _handmade_batch(trainer)
+        adv = torch.tensor([[1.0], [-2.0]]).expand_as(batch.loss_mask).contiguous()
+        trainer._update(batch, batch.behaviour_logprobs, batch.behaviour_logprobs - 0.1, adv, adv, None, step=0)
+        results.append(flat(trainer.policy))
+        trainer.close()
+    assert torch.allclose(results[0], results[1], atol=1e-6)
