@@ -95,7 +95,7 @@ def _handmade_batch(trainer):
 
 def test_observation_tokens_receive_no_gradient(policy_dir, born, tmp_path):
     trainer = Trainer(config(policy_dir, born, tmp_path, "algorithm.kl_coef=0.1", "algorithm.entropy_coef=0.01"))
-    batch, trajs = _handmade_batch(trainer)
+    batch, _ = _handmade_batch(trainer)
     captured = {}
 
     def keep_logits(module, inputs, output):
@@ -122,7 +122,7 @@ def test_update_is_the_same_for_any_micro_batch_split(policy_dir, born, tmp_path
     for micro in (1, 2):
         trainer = Trainer(config(policy_dir, born, tmp_path / str(micro), f"trainer.micro_batch_size={micro}",
                                  "trainer.mini_batches=1", "algorithm.kl_coef=0.1"))
-        batch, trajs = _handmade_batch(trainer)
+        batch, _ = _handmade_batch(trainer)
         adv = torch.tensor([[1.0], [-2.0]]).expand_as(batch.loss_mask).contiguous()
         trainer._update(batch, batch.behaviour_logprobs, batch.behaviour_logprobs - 0.1, adv, adv, None, step=0)
         results.append(flat(trainer.policy))

@@ -30,7 +30,8 @@ def world_tokenizer() -> PreTrainedTokenizerFast:
     examples = load_examples(asset("mini_qa.jsonl"))
     texts = [build_prompt(e.question, None, "base") for e in examples]
     texts += [f"{d.title} {d.text}" for d in read_corpus(asset("mini_corpus.jsonl")).documents]
-    texts += [INVALID_ACTION_FEEDBACK, "Doc 1 2 3 4 5 (Title: ) No documents were found. Result Text about The answer to"]
+    texts += [INVALID_ACTION_FEEDBACK, "Doc 1 2 3 4 5 (Title: ) No documents were found.",
+              "Result Text about The answer to"]
     tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
     tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
