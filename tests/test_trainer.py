@@ -128,3 +128,24 @@ def test_update_is_the_same_for_any_micro_batch_split(policy_dir, born, tmp_path
         results.append(flat(trainer.policy))
         trainer.close()
     assert torch.allclose(results[0], results[1], atol=1e-6)
+
+
+def test_lora_trains_only_adapters_and_exports_a_merged_model(policy_dir, born, tmp_path):
+    pytest.importorskip("peft")
+    cfg = config(policy_dir, born, tmp_path, "model.lora_rank=4", "model.lora_target_modules=[q_proj, v_proj]",
+                 "algorithm.kl_coef=0.01")
+    trainer = Trainer(cfg, reward_fn=format_reward)
+    named = dict(trainer.policy.named_parameters())
+    base = {k: v.detach().clone() for k, v in named.items() if "lora_" not in k}
+    adapters = {k: v.detach().clone() for k, v in named.items() if "lora_" in k}
+    assert trainer.ref is None  # the reference is the policy with its adapters switched off, not a copy
+    history = trainer.train()
+    trainer.close()
+    after = dict(trainer.policy.named_parameters())
+    assert all(torch.equal(after[k], v) for k, v in base.items())
+    assert any(not torch.equal(after[k], v) for k, v in adapters.items())
+    assert all(math.isfinite(m["actor/kl"]) for m in history)
+    from transformers import AutoModelForCausalLM
+
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "final")
+    assert not any("lora_" in k for k in merged.state_dict())
