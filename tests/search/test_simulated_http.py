@@ -94,3 +94,23 @@ def test_built_from_config_with_model_from_the_server():
         pages = backend.search(REQS[:1])
         assert server.chat_bodies()[0]["model"] == "Simulation_LLM_google_14B"
     assert len(pages[0]) == 2
+
+
+def test_rollout_sends_each_searching_sample_its_own_question_and_answer():
+    # Three questions, one of which is answered without searching: the simulator server must see exactly
+    # the two searching samples, each with its own question and gold answer and its own noise draw.
+    from test_rollout import ADA, IVY, TOK, TOM, ScriptedGenerator
+    from zerosearch_rl.config import RolloutConfig
+    from zerosearch_rl.curriculum import is_noisy
+    from zerosearch_rl.rollout import Rollout
+
+    with FakeOpenAIServer(reply=docs_reply) as server:
+        backend = backend_for(server)
+        rollout = Rollout(TOK, backend, RolloutConfig(max_turns=2), seed=5, prompt_style="base")
+        rollout.run(ScriptedGenerator(), [ADA, IVY, TOM], 1, step=7, noise_p=0.5, sampling=Sampling())
+        prompts = [b["messages"][0]["content"] for b in server.chat_bodies()]
+    expected = {build_simulator_prompt(SearchRequest(f"{ex.question.split()[2]} birthplace", ex.question,
+                                                     ex.answers, is_noisy(5, 7, f"{ex.id}#0", 0, 0.5)), "sft")
+                for ex in (ADA, TOM)}
+    assert sorted(prompts) == sorted(expected)
+    assert not any("Ivy" in p for p in prompts)
