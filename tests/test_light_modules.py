@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-LIGHT = ("types", "protocol", "reward", "curriculum", "config", "data", "cli", "search.corpus", "search.base")
+LIGHT = ("types", "protocol", "reward", "curriculum", "config", "data", "jsonl", "cli", "search.corpus", "search.base")
 
 
 def test_light_modules_do_not_import_torch():

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from zerosearch_rl.jsonl import iter_rows
 from zerosearch_rl.protocol import instruction
 from zerosearch_rl.types import QAExample
 
@@ -55,17 +56,9 @@ def _question(value: Any, where: str) -> str:
 
 def _read_jsonl(path: Path) -> list[QAExample]:
     out = []
-    with path.open(encoding="utf-8-sig") as fh:  # -sig: tolerate a byte-order mark
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
+    with path.open("rb") as fh:
+        for line_no, row in iter_rows(fh, path, DataError):
             where = f"{path}: row {line_no}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{where}: expected a JSON object (one per line), got {type(row).__name__}")
             for name in ("question", "answers"):
                 if name not in row:
                     raise DataError(f"{where}: missing field {name!r}")

@@ -98,7 +98,7 @@ def test_duplicate_id_names_both_rows(tmp_path):
 
 @pytest.mark.parametrize(("content", "expected"), [
     (b'{"id": "a", "text": "ok"}\n{"id": "b", "text": oops}\n', r"row 2: not valid JSON"),
-    (b'{"id": "a", "text": "ok"}\n["a", "list"]\n', r"row 2: expected a JSON object, got list"),
+    (b'{"id": "a", "text": "ok"}\n["a", "list"]\n', r"row 2: expected a JSON object \(one per line\), got list"),
     (b'{"id": "a", "text": "caf\xe9"}\n', r"row 1: not valid UTF-8"),
 ])
 def test_unreadable_rows_name_file_and_row(tmp_path, content, expected):

@@ -16,12 +16,12 @@ can never be served by a stale index. Light module: no numpy, no torch.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from zerosearch_rl.jsonl import iter_rows
 from zerosearch_rl.types import Document
 
 _CHUNK = 1 << 20
@@ -91,24 +91,6 @@ def _document(row: dict[str, Any], where: str) -> Document:
     raise CorpusError(f"{where}: missing field 'text' (or 'contents' in the Search-R1 form)")
 
 
-def _rows(lines: Iterable[bytes], path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    for line_no, raw in enumerate(lines, start=1):
-        where = f"{path}: row {line_no}"
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise CorpusError(f"{where}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise CorpusError(f"{where}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise CorpusError(f"{where}: expected a JSON object, got {type(row).__name__}")
-        yield line_no, row
-
-
 def read_corpus(path: str | Path) -> Corpus:
     """Read and check every row; the fingerprint is computed from the very bytes that were parsed."""
     p = _existing(path)
@@ -122,7 +104,7 @@ def read_corpus(path: str | Path) -> Corpus:
     docs: list[Document] = []
     first_row: dict[str, int] = {}
     with p.open("rb") as fh:
-        for line_no, row in _rows(hashed(fh), p):
+        for line_no, row in iter_rows(hashed(fh), p, CorpusError):
             doc = _document(row, f"{p}: row {line_no}")
             if doc.id in first_row:
                 raise CorpusError(f"{p}: row {line_no}, field 'id': duplicate id {doc.id!r} "
