@@ -66,8 +66,13 @@ def serve(latency: float) -> None:
     sock.bind(("127.0.0.1", 0))
     sock.listen(4096)  # connections made before uvicorn starts wait in the backlog
     print(sock.getsockname()[1], flush=True)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", backlog=4096)
-    asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))
+    # The HTTP stack of a production server (sglang runs uvicorn on uvloop with the httptools parser): the
+    # pure-Python h11 parser would make this stand-in server, not the clients, the thing being measured.
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", backlog=4096,
+                            http="httptools")
+    import uvloop
+
+    uvloop.run(uvicorn.Server(config).serve(sockets=[sock]))
 
 
 def reference(http: httpx.Client, base_url: str, queries: list[str], threads: int) -> list[str]:

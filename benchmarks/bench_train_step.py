@@ -184,13 +184,14 @@ def main() -> None:
     import torch
     import transformers
     import trl
-    from transformers import TrainerCallback
+    from transformers import PrinterCallback, TrainerCallback
     from transformers.utils import logging as hf_logging
 
     from zerosearch_rl.protocol import build_prompt
     from zerosearch_rl.types import QAExample
 
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     logging.getLogger("trl").setLevel(logging.ERROR)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -225,6 +226,7 @@ def main() -> None:
             clock["t"] = time.perf_counter()
 
     trl_trainer = build_trl(args, model_dir, prompts, tmp / "trl", Interleave())
+    trl_trainer.remove_callback(PrinterCallback)  # it would print TRL's end-of-training summary
 
     # Same prompt text -> same token ids on both sides.
     for r, text in zip(rows, prompts, strict=True):

@@ -131,7 +131,7 @@ class HFGenerator:
                 break
             if len(keep) < len(alive):
                 index = torch.tensor(keep, device=device)
-                cache.reorder_cache(index)
+                cache.reorder_cache(index)  # type: ignore[arg-type]
                 mask, next_pos, tok = mask[index], next_pos[index], tok[index]
                 alive = [alive[r] for r in keep]
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)

@@ -151,18 +151,20 @@ class Trainer:
             with self.policy.disable_adapter():
                 yield self.policy
 
-    def _forward_no_grad(self, model: Any, batch: TokenBatch) -> Tensor:
-        """Target log-probs of the whole batch, micro-batch by micro-batch, without gradients."""
+    def _forward_no_grad(self, fn: Callable[[TokenBatch], Tensor], batch: TokenBatch) -> Tensor:
+        """``fn`` (per-target values: log-probs or state values) over the whole batch, micro-batch by
+        micro-batch, without gradients."""
         out = torch.zeros_like(batch.loss_mask)
         size = self.cfg.trainer.micro_batch_size
         with torch.no_grad():
             for start in range(0, batch.size, size):
                 idx = list(range(start, min(start + size, batch.size)))
-                sub = batch.select(idx)
-                values = model(sub) if model is self.value else token_logprobs(
-                    model, sub, self.cfg.rollout.temperature)[0]
+                values = fn(batch.select(idx))
                 out[idx, : values.shape[1]] = values
         return out
+
+    def _logprobs_of(self, model: Any) -> Callable[[TokenBatch], Tensor]:
+        return lambda b: token_logprobs(model, b, self.cfg.rollout.temperature)[0]
 
     def _rewards(self, trajectories: list[Trajectory]) -> dict[str, list[float]]:
         scores = [self.reward_fn(t) for t in trajectories]
@@ -188,14 +190,14 @@ class Trainer:
         metrics: dict[str, float] = {}
         old = batch.behaviour_logprobs
         if cfg.algorithm.old_logprobs == "recompute":
-            old = self._forward_no_grad(self.policy, batch)
+            old = self._forward_no_grad(self._logprobs_of(self.policy), batch)
             ratio = torch.exp((old - batch.behaviour_logprobs).clamp(-20, 20))[batch.loss_mask.bool()]
             metrics.update({"actor/behaviour_ratio_mean": float(ratio.mean()),
                             "actor/behaviour_ratio_max": float(ratio.max())})
         ref = None
         if cfg.algorithm.kl_coef > 0:
             with self._reference() as model:
-                ref = self._forward_no_grad(model, batch)
+                ref = self._forward_no_grad(self._logprobs_of(model), batch)
         values = self._forward_no_grad(self.value, batch) if self.value is not None else None
         adv, returns = self.estimator(
             algo.AdvantageBatch(torch.tensor(rewards["mean"], device=self.device), batch.loss_mask,
@@ -212,7 +214,7 @@ class Trainer:
         metrics.update({
             "noise/probability": noise_p,
             "noise/served_share": sum(tr.metrics["noisy_searches"] for tr in trajs) / searches if searches else 0.0,
-            "actor/lr": self.scheduler.get_last_lr()[0],
+            "actor/lr": float(self.scheduler.get_last_lr()[0]),
             "time/generate": result.generate_s, "time/search": result.search_s, "time/reference": t2 - t1,
             "time/update": t3 - t2, "time/step": t3 - t0,
         })

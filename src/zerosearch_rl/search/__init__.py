@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 from zerosearch_rl.config import BACKENDS, Config, ConfigError
 from zerosearch_rl.search.base import SearchBackend, SearchError, failure_document
@@ -16,7 +17,7 @@ def _simulated(cfg: Config, name: str) -> SearchBackend:
     from zerosearch_rl.llm import build_chat_llm, sampling_of
     from zerosearch_rl.search.simulated import SimulatedBackend
 
-    mode = "sft" if name == "simulate_sft" else "prompt"
+    mode: Literal["sft", "prompt"] = "sft" if name == "simulate_sft" else "prompt"
     return SimulatedBackend(build_chat_llm(cfg.simulator), mode=mode, topk=cfg.search.topk,
                             sampling=sampling_of(cfg.simulator), on_error=cfg.search.on_error)
 

@@ -51,7 +51,7 @@ class SerpAPIBackend(CountingBackend):
 
     async def _one(self, client: httpx.AsyncClient, gate: asyncio.Semaphore, query: str) -> list[Document]:
         async def attempt(url: str) -> list[Document]:
-            params = {"engine": "google", "q": query, "num": self.topk, "api_key": self._key}
+            params: dict[str, str | int] = {"engine": "google", "q": query, "num": self.topk, "api_key": self._key}
             response = await client.get(url, params=params)
             raise_for_status(response)
             return parse_serpapi(response.json(), self.topk)
