@@ -94,6 +94,9 @@ class Trainer:
         self.critic_opt = (torch.optim.AdamW(self.value.parameters(), lr=cfg.algorithm.critic_lr)
                            if self.value is not None else None)
         self.search = build_backend(cfg)
+        if cfg.rollout.generator != "transformers":
+            raise ConfigError(f"rollout.generator={cfg.rollout.generator} cannot train yet (its weights would "
+                              f"go stale after the first update); use rollout.generator=transformers")
         self.generator = HFGenerator(self.policy, self.tokenizer, STOP_STRINGS)
         self.rollout = Rollout(self.tokenizer, self.search, cfg.rollout, t.seed, cfg.model.prompt_style)
         self.schedule = cfg.curriculum.noise_schedule(t.total_steps)
