@@ -56,6 +56,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -80,7 +81,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--trl-attn", choices=("eager", "sdpa"), default="eager",
                    help="TRL's attention kernel (ours always runs eager on the CPU)")
-    p.add_argument("--steps", type=int, default=5, help="timed steps per side (after one warm-up step each)")
+    p.add_argument("--steps", type=int, default=7, help="timed steps per side (after one warm-up step each)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args()
@@ -182,13 +183,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
 
     import torch
-    import transformers
-    import trl
-    from transformers import PrinterCallback, TrainerCallback
     from transformers.utils import logging as hf_logging
-
-    from zerosearch_rl.protocol import build_prompt
-    from zerosearch_rl.types import QAExample
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -197,12 +192,29 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_train_step_"))
+    try:
+        run(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, tmp: Path) -> None:
+    import torch
+    import transformers
+    import trl
+    from transformers import PrinterCallback, TrainerCallback
+
+    from zerosearch_rl.protocol import build_prompt
+    from zerosearch_rl.types import QAExample
+
+    per_step = args.prompts * args.group
     model_dir = save_model(tmp / "model", args)
     rows = write_questions(tmp / "questions.jsonl", args.prompts)
     prompts = [build_prompt(r["question"], None, "base") for r in rows]
 
     ours = build_ours(args, model_dir, tmp / "questions.jsonl", tmp / "ours")
     times: dict[str, list[float]] = {"trl": [], "ours": []}
+    phases: dict[str, list[float]] = {"generate": [], "reference": [], "update": []}
     expected = per_step * args.new_tokens
     clock = {"t": 0.0}
 
@@ -223,6 +235,8 @@ def main() -> None:
             times["ours"].append(time.perf_counter() - t0)
             if metrics["rollout/policy_tokens"] * per_step != expected or metrics["rollout/turns"] != 1:
                 raise RuntimeError(f"ours generated {metrics['rollout/policy_tokens']} tokens per completion")
+            for name, values in phases.items():
+                values.append(metrics[f"time/{name}"])
             clock["t"] = time.perf_counter()
 
     trl_trainer = build_trl(args, model_dir, prompts, tmp / "trl", Interleave())
@@ -237,7 +251,8 @@ def main() -> None:
     for name, model, attn in (("ours", ours.policy, "eager"), ("trl", trl_trainer.model, args.trl_attn)):
         if model.dtype != torch.float32 or model.config._attn_implementation != attn:
             raise RuntimeError(f"{name}: {model.dtype}, {model.config._attn_implementation} attention")
-    if trl_trainer.args.bf16 or trl_trainer.args.gradient_checkpointing or trl_trainer.ref_model is None:
+    ref = trl_trainer.ref_model
+    if trl_trainer.args.bf16 or trl_trainer.args.gradient_checkpointing or ref is None or ref.dtype != torch.float32:
         raise RuntimeError("TRL is not configured as intended (bf16 / gradient checkpointing / reference)")
 
     trl_trainer.train()
@@ -246,8 +261,9 @@ def main() -> None:
     prompt_len = statistics.mean(len(trl_trainer.processing_class(text=[p])["input_ids"][0]) for p in prompts)
     print(f"versions: torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}; "
           f"torch threads {torch.get_num_threads()}")
-    print(f"model: tiny Llama, hidden {args.hidden}, {args.layers} layers, {args.heads} heads, vocab 260 "
-          f"(bytes), {n_params / 1e6:.2f}M parameters, float32; attention: ours eager, TRL {args.trl_attn}")
+    print(f"model: tiny Llama, hidden {args.hidden}, {args.layers} layers, {args.heads} heads, "
+          f"vocab {len(ours.tokenizer)} (bytes), {n_params / 1e6:.2f}M parameters, float32; "
+          f"attention: ours eager, TRL {args.trl_attn}")
     print(f"step: {args.prompts} prompts (~{prompt_len:.0f} tokens) x {args.group} samples x {args.new_tokens} "
           f"new tokens, micro-batch {args.micro} ({per_step // args.micro} accumulated), lr {args.lr}, "
           f"beta {args.beta}, 1 optimizer step")
@@ -255,6 +271,7 @@ def main() -> None:
         warm, timed = times[name][0], times[name][1:]
         print(f"{name:>4}: warm-up {warm:.2f} s; timed {' '.join(f'{t:.2f}' for t in timed)} s; "
               f"median {statistics.median(timed):.3f} s")
+    print("ours, median per phase: " + ", ".join(f"{k} {statistics.median(v[1:]):.3f} s" for k, v in phases.items()))
     ratio = statistics.median(times["trl"][1:]) / statistics.median(times["ours"][1:])
     print(f"TRL GRPOTrainer median {statistics.median(times['trl'][1:]):.3f} s/step, "
           f"ours median {statistics.median(times['ours'][1:]):.3f} s/step")
