@@ -40,8 +40,12 @@ Why it is fair.
   ``save_strategy="no"``, ``log_completions=False``, no tqdm, constant learning rate.
 - Same reward: the share of letters in the completion text (a cheap function of the text only).
 - Noise: one warm-up step each, then ``--steps`` timed steps each, interleaved (TRL step, our step, TRL step,
-  ...) in one process, so machine noise hits both. Medians are reported. Only the ratio of one run means
-  anything on a shared machine.
+  ...) in one process, so machine noise hits both. Medians are reported, with the CPU time of the process per
+  step as a cross-check that other jobs on the machine perturb less. Torch runs one thread by default
+  (``--threads``): on a 2-core machine shared with other jobs, two OpenMP threads made single steps swing from
+  2 s to 20 s (a thread waiting for a descheduled partner), for both trainers alike. Both sides run the same
+  torch kernels, so the thread count does not favour either; ``--threads 0`` uses torch's default on a quiet
+  machine. Only the ratio of one run means anything on a shared machine.
 
 Run (needs ``pip install trl==1.16.0 torch==2.13.0``):
 
@@ -82,7 +86,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--trl-attn", choices=("eager", "sdpa"), default="eager",
                    help="TRL's attention kernel (ours always runs eager on the CPU)")
     p.add_argument("--steps", type=int, default=7, help="timed steps per side (after one warm-up step each)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads, both sides (0 = torch's default: one per core; see the module docstring)")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args()
 
@@ -213,31 +218,38 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     prompts = [build_prompt(r["question"], None, "base") for r in rows]
 
     ours = build_ours(args, model_dir, tmp / "questions.jsonl", tmp / "ours")
-    times: dict[str, list[float]] = {"trl": [], "ours": []}
+    times: dict[str, list[float]] = {"trl": [], "ours": []}  # wall-clock seconds per step
+    cpu: dict[str, list[float]] = {"trl": [], "ours": []}  # CPU seconds of this process per step, all threads
     phases: dict[str, list[float]] = {"generate": [], "reference": [], "update": []}
     expected = per_step * args.new_tokens
-    clock = {"t": 0.0}
+    clock = {"wall": 0.0, "cpu": 0.0}
+
+    def start() -> None:
+        clock["wall"], clock["cpu"] = time.perf_counter(), time.process_time()
+
+    def stop(name: str) -> None:
+        times[name].append(time.perf_counter() - clock["wall"])
+        cpu[name].append(time.process_time() - clock["cpu"])
 
     class Interleave(TrainerCallback):
         """Times each TRL step, then runs (and times) one of ours before TRL's next step."""
 
         def on_train_begin(self, *a: Any, **k: Any) -> None:
-            clock["t"] = time.perf_counter()
+            start()
 
         def on_step_end(self, *a: Any, **k: Any) -> None:
-            times["trl"].append(time.perf_counter() - clock["t"])
+            stop("trl")
             lengths = trl_trainer._metrics["train"]["completions/mean_length"]
             if lengths[-1] * per_step != expected:
                 raise RuntimeError(f"TRL generated {lengths[-1]} tokens per completion, not {args.new_tokens}")
-            step = len(times["ours"])
-            t0 = time.perf_counter()
-            metrics = ours.step(step)
-            times["ours"].append(time.perf_counter() - t0)
+            start()
+            metrics = ours.step(len(times["ours"]))
+            stop("ours")
             if metrics["rollout/policy_tokens"] * per_step != expected or metrics["rollout/turns"] != 1:
                 raise RuntimeError(f"ours generated {metrics['rollout/policy_tokens']} tokens per completion")
             for name, values in phases.items():
                 values.append(metrics[f"time/{name}"])
-            clock["t"] = time.perf_counter()
+            start()
 
     trl_trainer = build_trl(args, model_dir, prompts, tmp / "trl", Interleave())
     trl_trainer.remove_callback(PrinterCallback)  # it would print TRL's end-of-training summary
@@ -270,12 +282,14 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     for name in ("trl", "ours"):
         warm, timed = times[name][0], times[name][1:]
         print(f"{name:>4}: warm-up {warm:.2f} s; timed {' '.join(f'{t:.2f}' for t in timed)} s; "
-              f"median {statistics.median(timed):.3f} s")
+              f"median {statistics.median(timed):.3f} s, min {min(timed):.3f} s; "
+              f"CPU median {statistics.median(cpu[name][1:]):.3f} s")
     print("ours, median per phase: " + ", ".join(f"{k} {statistics.median(v[1:]):.3f} s" for k, v in phases.items()))
-    ratio = statistics.median(times["trl"][1:]) / statistics.median(times["ours"][1:])
-    print(f"TRL GRPOTrainer median {statistics.median(times['trl'][1:]):.3f} s/step, "
-          f"ours median {statistics.median(times['ours'][1:]):.3f} s/step")
-    print(f"speed-up vs TRL GRPOTrainer: {ratio:.2f}x")
+    cpu_ratio = statistics.median(cpu["trl"][1:]) / statistics.median(cpu["ours"][1:])
+    print(f"CPU-time ratio (TRL / ours, medians; less sensitive to other jobs on the machine): {cpu_ratio:.2f}x")
+    trl_median, ours_median = statistics.median(times["trl"][1:]), statistics.median(times["ours"][1:])
+    print(f"TRL GRPOTrainer median {trl_median:.3f} s/step, ours median {ours_median:.3f} s/step")
+    print(f"speed-up vs TRL GRPOTrainer: {trl_median / ours_median:.2f}x")
     ours.close()
 
 

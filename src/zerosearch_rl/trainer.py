@@ -25,7 +25,7 @@ from zerosearch_rl.checkpoint import list_checkpoints, load_policy_weights, load
 from zerosearch_rl.config import Config, ConfigError, config_to_dict, save_config
 from zerosearch_rl.curriculum import unit_draw
 from zerosearch_rl.data import PromptSampler, load_examples
-from zerosearch_rl.generation import HFGenerator
+from zerosearch_rl.generation import HFGenerator, TokenGenerator
 from zerosearch_rl.llm.base import Sampling
 from zerosearch_rl.policy import TokenBatch, frozen_copy, load_policy, slice_rows, token_logprobs, value_model_like
 from zerosearch_rl.protocol import STOP_STRINGS
@@ -94,10 +94,7 @@ class Trainer:
         self.critic_opt = (torch.optim.AdamW(self.value.parameters(), lr=cfg.algorithm.critic_lr)
                            if self.value is not None else None)
         self.search = build_backend(cfg)
-        if cfg.rollout.generator != "transformers":
-            raise ConfigError(f"rollout.generator={cfg.rollout.generator} cannot train yet (its weights would "
-                              f"go stale after the first update); use rollout.generator=transformers")
-        self.generator = HFGenerator(self.policy, self.tokenizer, STOP_STRINGS)
+        self.generator = self._generator()
         self.rollout = Rollout(self.tokenizer, self.search, cfg.rollout, t.seed, cfg.model.prompt_style)
         self.schedule = cfg.curriculum.noise_schedule(t.total_steps)
         self.sampler = PromptSampler(examples, t.batch_size, t.seed, cfg.data.shuffle, self.rank, self.world)
@@ -110,10 +107,41 @@ class Trainer:
         checkpoints = list_checkpoints(self.run_dir) if resume else []
         if checkpoints:
             self._restore(checkpoints[-1])
+        self._sync_generator()
         self.logger = (MetricsLogger(self.run_dir, self.start_step - 1 if checkpoints else None, t.tensorboard,
                                      t.wandb_project, config_to_dict(cfg)) if self.rank == 0 else None)
         if self.rank == 0:
             save_config(cfg, self.run_dir / "config.yaml")
+
+    # ---------------------------------------------------------------- generation
+
+    def _generator(self) -> TokenGenerator:
+        """The policy's sampler: in-process transformers, or a vLLM engine that receives the policy's
+        weights after every update (rollouts are never stale; the log-prob ratio is logged)."""
+        kind = self.cfg.rollout.generator
+        if kind == "transformers":
+            return HFGenerator(self.policy, self.tokenizer, STOP_STRINGS)
+        if kind == "vllm":
+            if self.cfg.model.lora_rank:
+                raise ConfigError("rollout.generator=vllm needs model.lora_rank=0 (adapters would have to be "
+                                  "merged before every weight sync)")
+            from zerosearch_rl.generation_vllm import VLLMGenerator
+
+            start = self.run_dir / "vllm_start" / f"rank{self.rank}"  # the engine's architecture and tokenizer
+            self.policy.save_pretrained(start)
+            self.tokenizer.save_pretrained(start)
+            return VLLMGenerator(str(start), STOP_STRINGS)
+        raise ConfigError(f"rollout.generator={kind} cannot train: it cannot receive the policy's weights after "
+                          f"an update; use transformers or vllm")
+
+    def _sync_generator(self) -> float:
+        """Push the policy's weights into an out-of-process generator; returns the seconds it took."""
+        sync = getattr(self.generator, "sync_weights", None)
+        if sync is None:
+            return 0.0
+        start = time.perf_counter()
+        sync(self.policy)
+        return time.perf_counter() - start
 
     # ---------------------------------------------------------------- checkpoints
 
@@ -208,6 +236,7 @@ class Trainer:
             algo.AdvantageOptions.from_config(cfg.algorithm))
         t2 = time.perf_counter()
         metrics.update(self._update(batch, old, ref, adv, returns, values, step))
+        metrics["time/weight_sync"] = self._sync_generator()
         t3 = time.perf_counter()
         metrics.update({f"reward/{k}": _mean(v) for k, v in rewards.items()})
         for key in ("searches", "turns", "invalid_actions", "skipped_searches", "failed_searches",
@@ -362,5 +391,6 @@ class Trainer:
 
     def close(self) -> None:
         self.search.close()
+        getattr(self.generator, "close", lambda: None)()
         if self.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
