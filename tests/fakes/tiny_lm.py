@@ -7,7 +7,7 @@ from pathlib import Path
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from zerosearch_rl.tiny_models import SPECIAL_TOKENS, byte_tokenizer, save_tiny_random, tiny_llama
+from zerosearch_rl.tiny_models import SPECIAL_TOKENS, byte_tokenizer, tiny_llama
 
 __all__ = ["byte_tokenizer", "save_tiny", "tiny_model", "tiny_tokenizer"]
 
@@ -37,7 +37,3 @@ def save_tiny(path: Path, seed: int = 0) -> Path:
     tiny_model(len(tokenizer), seed).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
-
-
-def save_byte_tiny(path: Path, seed: int = 0) -> Path:
-    return save_tiny_random(path, seed)
