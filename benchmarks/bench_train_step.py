@@ -10,9 +10,12 @@ includes TRL's data loading of that step; logging, saving and evaluation are all
 Why it is fair.
 - Same model: one tiny random Llama from ``zerosearch_rl.tiny_models`` (byte-level tokenizer, 260 tokens,
   ``--hidden``/``--layers``/``--heads``, default width 128, 2 layers, 4 heads), saved once to a temp folder with
-  its tokenizer; both trainers load it from there in float32 with the same attention kernel: eager, which our
-  loader always picks on the CPU (``--trl-attn sdpa`` gives TRL transformers' default kernel instead). Both
-  keep a frozen copy of it as the KL reference.
+  its tokenizer; both trainers load it from there in float32 and keep a frozen copy as the KL reference.
+- Attention kernel: each trainer runs the kernel it picks itself. Our loader (``llm.hf.load_causal_lm``)
+  always asks for "eager" attention on the CPU; TRL, given the folder, gets transformers' default, "sdpa"
+  (torch's fused ``scaled_dot_product_attention``). Forcing eager on TRL would slow it down for our sake, so it
+  is not the default; ``--trl-attn eager`` runs TRL with our kernel too, which compares the two trainers'
+  own work with identical model compute.
 - Same prompts: the ``--prompts`` first questions of ``src/zerosearch_rl/assets/mini_qa.jsonl``, each step
   uses all of them on both sides. The prompt text is ``protocol.build_prompt(question, style="base")``, what our
   rollout builds; TRL gets the same strings as a plain-text (non-chat) dataset. The script checks that both
@@ -43,13 +46,14 @@ Why it is fair.
   ...) in one process, so machine noise hits both. Medians are reported, with the CPU time of the process per
   step as a cross-check that other jobs on the machine perturb less. Torch runs one thread by default
   (``--threads``): on a 2-core machine shared with other jobs, two OpenMP threads made single steps swing from
-  2 s to 20 s (a thread waiting for a descheduled partner), for both trainers alike. Both sides run the same
-  torch kernels, so the thread count does not favour either; ``--threads 0`` uses torch's default on a quiet
-  machine. Only the ratio of one run means anything on a shared machine.
+  2 s to 20 s (a thread waiting for a descheduled partner), for both trainers alike. The setting applies to
+  both sides; ``--threads 0`` uses torch's default on a quiet machine. Only the ratio of one run means
+  anything on a shared machine.
 
 Run (needs ``pip install trl==1.16.0 torch==2.13.0``):
 
-    .venv/bin/python benchmarks/bench_train_step.py
+    .venv/bin/python benchmarks/bench_train_step.py                     # each trainer with its own kernel
+    .venv/bin/python benchmarks/bench_train_step.py --trl-attn eager    # the same (eager) kernel on both sides
 
 The last line printed is the ratio: ``speed-up vs TRL GRPOTrainer: <TRL median / our median>x``.
 """
@@ -83,8 +87,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--trl-attn", choices=("eager", "sdpa"), default="eager",
-                   help="TRL's attention kernel (ours always runs eager on the CPU)")
+    p.add_argument("--trl-attn", choices=("sdpa", "eager"), default="sdpa",
+                   help="TRL's attention kernel: sdpa = transformers' default; ours always runs eager on the CPU")
     p.add_argument("--steps", type=int, default=7, help="timed steps per side (after one warm-up step each)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads, both sides (0 = torch's default: one per core; see the module docstring)")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM, LlamaForCausalLM
 
-from fakes.tiny_lm import tiny_tokenizer
+from fakes.tiny_lm import save_vllm_tiny, tiny_tokenizer
 from zerosearch_rl import generation_vllm
 from zerosearch_rl.generation import Generated, HFGenerator
 from zerosearch_rl.generation_vllm import VLLMGenerator
@@ -36,20 +36,7 @@ LOGPROB_ATOL = 1e-3
 
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("tiny-vllm-generator")
-    tokenizer = tiny_tokenizer()
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
-                         pad_token_id=0, bos_token_id=2, eos_token_id=3, tie_word_embeddings=False,
-                         initializer_range=0.3)
-    model = LlamaForCausalLM(config)
-    with torch.no_grad():
-        model.lm_head.weight[tokenizer.eos_token_id] = 1.05 * model.lm_head.weight[
-            tokenizer.convert_tokens_to_ids("output")]
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return save_vllm_tiny(tmp_path_factory.mktemp("tiny-vllm-generator"))
 
 
 @pytest.fixture(scope="module")

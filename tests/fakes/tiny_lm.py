@@ -37,3 +37,28 @@ def save_tiny(path: Path, seed: int = 0) -> Path:
     tiny_model(len(tokenizer), seed).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def save_vllm_tiny(path: Path, chat_template: str | None = None) -> Path:
+    """A word-level tiny Llama that vLLM's CPU attention accepts (head_dim 64), saved with its tokenizer.
+
+    Its end-of-sequence logit row is a scaled copy of the word "output", so some greedy continuations end
+    early and others run to their token budget: both endings get exercised.
+    """
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = tiny_tokenizer()
+    tokenizer.chat_template = chat_template
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
+                         pad_token_id=0, bos_token_id=2, eos_token_id=3, tie_word_embeddings=False,
+                         initializer_range=0.3)
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():
+        rows = model.lm_head.weight
+        rows[tokenizer.eos_token_id] = 1.05 * rows[tokenizer.convert_tokens_to_ids("output")]
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

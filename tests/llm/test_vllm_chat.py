@@ -13,9 +13,9 @@ import importlib.util
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM
 
-from fakes.tiny_lm import tiny_tokenizer
+from fakes.tiny_lm import save_vllm_tiny, tiny_tokenizer
 from zerosearch_rl.config import SimulatorConfig
 from zerosearch_rl.llm import build_chat_llm
 from zerosearch_rl.llm.base import Sampling
@@ -35,21 +35,7 @@ def expected_prompt(tokenizer, message: str) -> list[int]:
 
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny-vllm")
-    tokenizer = tiny_tokenizer()
-    tokenizer.chat_template = TEMPLATE
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
-                         pad_token_id=0, bos_token_id=2, eos_token_id=3, tie_word_embeddings=False,
-                         initializer_range=0.3)
-    model = LlamaForCausalLM(config)
-    rows = model.lm_head.weight
-    with torch.no_grad():
-        rows[tokenizer.eos_token_id] = 1.05 * rows[tokenizer.convert_tokens_to_ids("output")]
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return save_vllm_tiny(tmp_path_factory.mktemp("tiny-vllm"), TEMPLATE)
 
 
 @pytest.fixture(scope="module")
