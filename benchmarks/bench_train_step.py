@@ -11,11 +11,10 @@ Why it is fair.
 - Same model: one tiny random Llama from ``zerosearch_rl.tiny_models`` (byte-level tokenizer, 260 tokens,
   ``--hidden``/``--layers``/``--heads``, default width 128, 2 layers, 4 heads), saved once to a temp folder with
   its tokenizer; both trainers load it from there in float32 and keep a frozen copy as the KL reference.
-- Attention kernel: each trainer runs the kernel it picks itself. Our loader (``llm.hf.load_causal_lm``)
-  always asks for "eager" attention on the CPU; TRL, given the folder, gets transformers' default, "sdpa"
-  (torch's fused ``scaled_dot_product_attention``). Forcing eager on TRL would slow it down for our sake, so it
-  is not the default; ``--trl-attn eager`` runs TRL with our kernel too, which compares the two trainers'
-  own work with identical model compute.
+- Attention kernel: each trainer runs the kernel it picks itself. Both load the model with transformers'
+  default, "sdpa" (torch's fused ``scaled_dot_product_attention``); ours switches to "eager" while decoding on
+  the CPU (``generation.decoding_attention``: faster there with a padding mask) and back to sdpa for the
+  training and reference passes. ``--trl-attn eager`` runs TRL all-eager, for comparison.
 - Same prompts: the ``--prompts`` first questions of ``src/zerosearch_rl/assets/mini_qa.jsonl``, each step
   uses all of them on both sides. The prompt text is ``protocol.build_prompt(question, style="base")``, what our
   rollout builds; TRL gets the same strings as a plain-text (non-chat) dataset. The script checks that both
@@ -88,7 +87,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--trl-attn", choices=("sdpa", "eager"), default="sdpa",
-                   help="TRL's attention kernel: sdpa = transformers' default; ours always runs eager on the CPU")
+                   help="TRL's attention kernel: sdpa = transformers' default (ours: sdpa, eager while decoding)")
     p.add_argument("--steps", type=int, default=7, help="timed steps per side (after one warm-up step each)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads, both sides (0 = torch's default: one per core; see the module docstring)")
@@ -264,7 +263,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         trl_ids = trl_trainer.processing_class(text=[text])["input_ids"][0]
         if list(ours_ids) != list(trl_ids):
             raise RuntimeError("the two trainers tokenize the prompt differently")
-    for name, model, attn in (("ours", ours.policy, "eager"), ("trl", trl_trainer.model, args.trl_attn)):
+    for name, model, attn in (("ours", ours.policy, "sdpa"), ("trl", trl_trainer.model, args.trl_attn)):
         if model.dtype != torch.float32 or model.config._attn_implementation != attn:
             raise RuntimeError(f"{name}: {model.dtype}, {model.config._attn_implementation} attention")
     ref = trl_trainer.ref_model
@@ -279,7 +278,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
           f"torch threads {torch.get_num_threads()}")
     print(f"model: tiny Llama, hidden {args.hidden}, {args.layers} layers, {args.heads} heads, "
           f"vocab {len(ours.tokenizer)} (bytes), {n_params / 1e6:.2f}M parameters, float32; "
-          f"attention: ours eager, TRL {args.trl_attn}")
+          f"attention: ours sdpa (eager while decoding), TRL {args.trl_attn}")
     print(f"step: {args.prompts} prompts (~{prompt_len:.0f} tokens) x {args.group} samples x {args.new_tokens} "
           f"new tokens, micro-batch {args.micro} ({per_step // args.micro} accumulated), lr {args.lr}, "
           f"beta {args.beta}, 1 optimizer step")

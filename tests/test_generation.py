@@ -91,3 +91,24 @@ def test_bad_inputs(lm):
         gen.generate([[5], [6]], [3], Sampling())
     with pytest.raises(ValueError, match="at least one token"):
         gen.generate([[]], [3], Sampling())
+
+
+def test_a_group_sharing_its_prompt_is_prefilled_once_and_stays_exact(lm):
+    model, tok = lm
+    gen = HFGenerator(model, tok)
+    a, b = encode(tok, PROMPTS[0]), encode(tok, PROMPTS[3])
+    calls = []
+    hook = model.register_forward_pre_hook(lambda m, args, kwargs: calls.append(kwargs["input_ids"].shape),
+                                           with_kwargs=True)
+    try:
+        greedy = gen.generate([a, a, b, a], [6, 6, 6, 6], Sampling(temperature=0.0))
+    finally:
+        hook.remove()
+    assert calls[0][0] == 2  # the prefill ran on the two distinct prompts only
+    assert greedy[0].token_ids == greedy[1].token_ids == greedy[3].token_ids
+    assert greedy[2].token_ids == gen.generate([b], [6], Sampling(temperature=0.0))[0].token_ids
+    sampled = gen.generate([a, a, b, a], [10, 10, 10, 10], Sampling(temperature=1.0, seed=4))
+    with torch.no_grad():
+        for p, out in zip([a, a, b, a], sampled, strict=True):
+            expected = teacher_forced_logprobs(model, p, out.token_ids)
+            assert torch.allclose(torch.tensor(out.logprobs), expected, atol=1e-5)

@@ -15,7 +15,8 @@ for training.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -54,6 +55,25 @@ def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     return logits.masked_fill(drop, float("-inf"))
 
 
+@contextmanager
+def decoding_attention(model: Any) -> Iterator[None]:
+    """Eager attention while decoding on the CPU, the model's own kernel otherwise.
+
+    Measured here: with a left-padding mask, torch's SDPA made batched decoding of SmolLM2 several times
+    slower than eager (41 s vs 7 s for 8 x 50 tokens), while for full-sequence training passes SDPA is
+    about twice as fast as eager. Each phase gets the kernel that suits it.
+    """
+    current = getattr(model.config, "_attn_implementation", None)
+    switch = model.device.type == "cpu" and current == "sdpa" and hasattr(model, "set_attn_implementation")
+    if switch:
+        model.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        if switch:
+            model.set_attn_implementation(current)
+
+
 class HFGenerator:
     """KV-cached batched sampling with per-row stopping, for a Hugging Face causal LM."""
 
@@ -79,9 +99,13 @@ class HFGenerator:
         tail = self.tokenizer.decode(tokens[-self.tail_tokens:], skip_special_tokens=False)
         return any(s in tail for s in self.stop_strings)
 
-    @torch.no_grad()
     def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: Sequence[int],
                  sampling: Sampling) -> list[Generated]:
+        with torch.no_grad(), decoding_attention(self.model):
+            return self._generate(prompts, max_new_tokens, sampling)
+
+    def _generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: Sequence[int],
+                  sampling: Sampling) -> list[Generated]:
         if len(prompts) != len(max_new_tokens):
             raise ValueError(f"{len(prompts)} prompts but {len(max_new_tokens)} token budgets")
         if any(len(p) == 0 for p in prompts):
@@ -91,12 +115,15 @@ class HFGenerator:
         if not rows:
             return out
         device = self.model.device
-        width = max(len(prompts[i]) for i in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long, device=device)
+        # A group's samples share their prompt: prefill each distinct prompt once, then copy its cache.
+        distinct: dict[tuple[int, ...], int] = {}
+        owner = [distinct.setdefault(tuple(prompts[i]), len(distinct)) for i in rows]
+        width = max(len(p) for p in distinct)
+        ids = torch.full((len(distinct), width), self.pad_id, dtype=torch.long, device=device)
         mask = torch.zeros_like(ids)
-        for r, i in enumerate(rows):  # left padding: every row ends at the same column
-            ids[r, width - len(prompts[i]):] = torch.tensor(prompts[i], device=device)
-            mask[r, width - len(prompts[i]):] = 1
+        for r, p in enumerate(distinct):  # left padding: every row ends at the same column
+            ids[r, width - len(p):] = torch.tensor(p, device=device)
+            mask[r, width - len(p):] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         generator = None
         if sampling.seed is not None:
@@ -108,6 +135,10 @@ class HFGenerator:
         cache = DynamicCache()
         logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
                             **{self._cache_kw: cache}).logits[:, -1]
+        expand = torch.tensor(owner, device=device)
+        if len(distinct) < len(rows):
+            cache.reorder_cache(expand)  # type: ignore[arg-type]
+        logits, mask, positions = logits[expand], mask[expand], positions[expand]
         next_pos = positions[:, -1] + 1
         alive = list(rows)
         while alive:

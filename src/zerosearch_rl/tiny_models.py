@@ -35,7 +35,7 @@ def tiny_llama(vocab_size: int, seed: int = 0, hidden: int = 64, layers: int = 2
     config = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=2 * hidden,
                          num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
                          max_position_embeddings=4096, pad_token_id=0, bos_token_id=2, eos_token_id=3,
-                         tie_word_embeddings=True, attn_implementation="eager")  # type: ignore[call-arg]
+                         tie_word_embeddings=True, attn_implementation="sdpa")  # type: ignore[call-arg]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return LlamaForCausalLM(config).eval()
