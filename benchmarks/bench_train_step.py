@@ -49,7 +49,7 @@ Why it is fair.
   both sides; ``--threads 0`` uses torch's default on a quiet machine. Only the ratio of one run means
   anything on a shared machine.
 
-Run (needs ``pip install trl==1.16.0 torch==2.13.0``):
+Run (needs TRL: ``pip install -e ".[bench]" torch==2.13.0``):
 
     .venv/bin/python benchmarks/bench_train_step.py                     # each trainer with its own kernel
     .venv/bin/python benchmarks/bench_train_step.py --trl-attn eager    # the same (eager) kernel on both sides
