@@ -83,7 +83,10 @@ class HFGenerator:
         self.tail_tokens = tail_tokens  # how many last tokens are decoded to look for a stop string
         self.eos_ids = self._eos_ids()
         # transformers 5.x renames `past_key_values` to `cache`; older releases only know the former
-        self._cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        params = inspect.signature(model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        # the prefill needs the last position's logits only (a vocabulary-wide row per prompt token otherwise)
+        self._last_only = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids, default=0)
 
     def _eos_ids(self) -> set[int]:
@@ -134,7 +137,7 @@ class HFGenerator:
 
         cache = DynamicCache()
         logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                            **{self._cache_kw: cache}).logits[:, -1]
+                            **{self._cache_kw: cache}, **self._last_only).logits[:, -1]
         expand = torch.tensor(owner, device=device)
         if len(distinct) < len(rows):
             cache.reorder_cache(expand)  # type: ignore[arg-type]
