@@ -40,7 +40,7 @@ def _init_distributed(strategy: str) -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
         if strategy == "fsdp":
-            raise NotImplementedError("trainer.strategy=fsdp is not available yet; use ddp")
+            raise ConfigError("trainer.strategy=fsdp is not available yet; use ddp (or auto)")
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
