@@ -56,6 +56,16 @@ def instruction(question: str) -> str:
     return INSTRUCTION.format(question=question.strip())
 
 
+def uses_chat_template(tokenizer: Any, style: str) -> bool:
+    """Whether ``build_prompt`` renders through the tokenizer's chat template for this style."""
+    if style not in PROMPT_STYLES:
+        raise ValueError(f"unknown prompt style {style!r}; valid: {', '.join(PROMPT_STYLES)}")
+    has_template = getattr(tokenizer, "chat_template", None) is not None
+    if style == "chat" and not has_template:
+        raise ValueError("prompt style 'chat' needs a tokenizer with a chat template")
+    return style == "chat" or (style == "auto" and has_template)
+
+
 def build_prompt(question: str, tokenizer: Any = None, style: str = "auto") -> str:
     """The policy's prompt text for ``question``.
 
@@ -63,13 +73,8 @@ def build_prompt(question: str, tokenizer: Any = None, style: str = "auto") -> s
     message, rendered by the tokenizer's chat template with the generation prompt appended (for
     instruct models). ``auto``: ``chat`` when the tokenizer has a chat template, else ``base``.
     """
-    if style not in PROMPT_STYLES:
-        raise ValueError(f"unknown prompt style {style!r}; valid: {', '.join(PROMPT_STYLES)}")
     text = instruction(question)
-    has_template = getattr(tokenizer, "chat_template", None) is not None
-    if style == "chat" and not has_template:
-        raise ValueError("prompt style 'chat' needs a tokenizer with a chat template")
-    if style == "chat" or (style == "auto" and has_template):
+    if uses_chat_template(tokenizer, style):
         rendered = tokenizer.apply_chat_template(
             [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
         )

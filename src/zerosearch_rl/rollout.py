@@ -26,7 +26,14 @@ from zerosearch_rl.config import RolloutConfig
 from zerosearch_rl.curriculum import is_noisy, unit_draw
 from zerosearch_rl.generation import Generated, TokenGenerator
 from zerosearch_rl.llm.base import Sampling
-from zerosearch_rl.protocol import INFORMATION, INVALID_ACTION_FEEDBACK, build_prompt, observation_text, parse_action
+from zerosearch_rl.protocol import (
+    INFORMATION,
+    INVALID_ACTION_FEEDBACK,
+    build_prompt,
+    observation_text,
+    parse_action,
+    uses_chat_template,
+)
 from zerosearch_rl.search.base import FAILED_DOCUMENT_ID, SearchBackend
 from zerosearch_rl.types import Document, QAExample, SearchRequest, SegmentKind, Trajectory
 
@@ -67,6 +74,7 @@ class Rollout:
                  prompt_style: str = "auto") -> None:
         self.tokenizer, self.search, self.cfg, self.seed = tokenizer, search, cfg, seed
         self.prompt_style = prompt_style
+        self._chat = uses_chat_template(tokenizer, prompt_style)  # a chat template writes its own BOS
         self._close_ids = self._encode(f"</{INFORMATION}>\n\n")
 
     def _encode(self, text: str) -> list[int]:
@@ -74,14 +82,19 @@ class Rollout:
 
     # ---------------------------------------------------------------- one episode
 
-    def start(self, example: QAExample, sample_index: int) -> Episode:
-        """A new episode for the ``sample_index``-th sample of ``example`` (group id = example id)."""
+    def prompt_ids(self, example: QAExample) -> list[int]:
+        """The tokenized prompt of ``example``; too long a prompt is an error naming the example."""
         prompt = build_prompt(example.question, self.tokenizer, self.prompt_style)
-        chat = prompt != build_prompt(example.question, None, "base")
-        ids = list(self.tokenizer(prompt, add_special_tokens=not chat)["input_ids"])  # a template adds its own BOS
+        ids = list(self.tokenizer(prompt, add_special_tokens=not self._chat)["input_ids"])
         if len(ids) > self.cfg.max_prompt_tokens:
             raise PromptTooLong(f"example {example.id!r}: prompt of {len(ids)} tokens exceeds "
                                 f"rollout.max_prompt_tokens={self.cfg.max_prompt_tokens}")
+        return ids
+
+    def start(self, example: QAExample, sample_index: int, prompt_ids: list[int] | None = None) -> Episode:
+        """A new episode for the ``sample_index``-th sample of ``example`` (group id = example id);
+        ``prompt_ids`` saves tokenizing the same prompt again for every sample of a group."""
+        ids = prompt_ids if prompt_ids is not None else self.prompt_ids(example)
         traj = Trajectory(sample_id=f"{example.id}#{sample_index}", group_id=example.id,
                           question=example.question, answers=example.answers)
         traj.add(SegmentKind.PROMPT, ids)
@@ -159,7 +172,8 @@ class Rollout:
     def run(self, generator: TokenGenerator, examples: Sequence[QAExample], n_samples: int, step: int,
             noise_p: float, sampling: Sampling) -> RolloutResult:
         """Roll out ``n_samples`` episodes per example, all turns batched across episodes."""
-        episodes = [self.start(ex, k) for ex in examples for k in range(n_samples)]
+        episodes = [self.start(ex, k, ids) for ex in examples for ids in [self.prompt_ids(ex)]
+                    for k in range(n_samples)]
         generate_s = search_s = 0.0
         for turn in range(self.cfg.max_turns):
             active = [e for e in episodes if not e.done]

@@ -10,7 +10,13 @@ from pathlib import Path
 
 from zerosearch_rl.curriculum import unit_draw
 from zerosearch_rl.net import EndpointError
-from zerosearch_rl.search.base import CountingBackend, SearchBackend, SearchError, failure_document
+from zerosearch_rl.search.base import (
+    FAILED_DOCUMENT_ID,
+    CountingBackend,
+    SearchBackend,
+    SearchError,
+    failure_document,
+)
 from zerosearch_rl.types import Document, SearchRequest
 
 
@@ -64,7 +70,7 @@ class CachedBackend(CountingBackend):
             fresh = self.inner.search([first[k] for k in missing])
             with self._lock:
                 for k, docs in zip(missing, fresh, strict=True):
-                    if not any(d.id == "search-failed" for d in docs):  # never cache a failure
+                    if not any(d.id == FAILED_DOCUMENT_ID for d in docs):  # never cache a failure
                         self._put(k, docs)
                     found[k] = docs
         self.counts.update(queries=len(requests), cache_misses=len(missing), cache_hits=len(requests) - len(missing))
