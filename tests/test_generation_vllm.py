@@ -167,12 +167,12 @@ def test_sync_weights_makes_rollouts_follow_the_trained_policy(generator, origin
 
     monkeypatch.setattr(generation_vllm, "SYNC_CHUNK_BYTES", 100_000)  # many chunks: q, k and v land apart
     try:
-        generator.sync_weights(policy)
+        generator.sync_weights(policy.state_dict())
         fresh = generator.generate(rows, budgets, hot)
         behaviour = behaviour_logprobs(fresh)
         trainer = recomputed_logprobs(policy, rows, fresh, 1.0)
     finally:
-        generator.sync_weights(original)
+        generator.sync_weights(original.state_dict())
     diff = max_abs_diff(behaviour, trainer)
     ratio = torch.cat(trainer).sub(torch.cat(behaviour)).exp()
     print(f"\nmax |behaviour - recomputed| log-prob: synced {diff:.2e}, stale {stale_diff:.2e}; "

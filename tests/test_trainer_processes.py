@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -76,17 +75,39 @@ def test_killed_run_resumes_exactly(setup):
     assert torch.equal(weights(broken / "final"), weights(whole / "final"))
 
 
-@pytest.mark.skipif(shutil.which("torchrun") is None and not os.path.exists(
-    os.path.join(os.path.dirname(sys.executable), "torchrun")), reason="torchrun not installed")
-def test_two_process_ddp_keeps_replicas_identical(setup):
-    policy, born, root = setup
-    out = root / "ddp"
-    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "zerosearch_rl", "train", "--config",
-           "configs/smoke.yaml", *overrides(policy, born, out, "trainer.total_steps=2", "curriculum.steps=2")]
+TORCHRUN = os.path.join(os.path.dirname(sys.executable), "torchrun")
+needs_torchrun = pytest.mark.skipif(not os.path.exists(TORCHRUN), reason="torchrun not installed in this venv")
+
+
+def torchrun_train(policy, born, out, *extra):
+    cmd = [TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "zerosearch_rl", "train", "--config",
+           "configs/smoke.yaml", *overrides(policy, born, out, "trainer.total_steps=2", "curriculum.steps=2", *extra)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+@needs_torchrun
+def test_two_process_ddp_keeps_replicas_identical(setup):
+    policy, born, root = setup
+    out = torchrun_train(policy, born, root / "ddp")
     sums = json.loads((out / "replicas.json").read_text())["parameter_sums"]
     assert len(sums) == 2 and sums[0] == sums[1]
     assert [r["step"] for r in rows(out)] == [0, 1]
     assert not torch.equal(weights(out / "final"), weights(policy))  # and training did move them
+
+
+@needs_torchrun
+def test_two_process_fsdp_matches_ddp(setup):
+    """Sharding changes where the weights live, not the math: FSDP (sharded policy, reference and critic,
+    sampling from an unsharded copy synced after each update) ends where DDP ends."""
+    policy, born, root = setup
+    ppo = ("algorithm.advantage=gae", "algorithm.kl_coef=0.01", "trainer.mini_batches=2")
+    ddp = torchrun_train(policy, born, root / "ddp-gae", "trainer.strategy=ddp", *ppo)
+    fsdp = torchrun_train(policy, born, root / "fsdp-gae", "trainer.strategy=fsdp", *ppo)
+    assert not (fsdp / "replicas.json").exists()
+    moved = weights(ddp / "final") - weights(policy)
+    assert float(moved.abs().max()) > 1e-3
+    assert torch.allclose(weights(fsdp / "final"), weights(ddp / "final"), atol=1e-5)
+    for a, b in zip(rows(fsdp), rows(ddp), strict=True):  # same samples, same rewards, same losses
+        assert a.keys() == b.keys() and all(abs(a[k] - b[k]) <= 1e-4 * (1 + abs(b[k])) for k in a), (a, b)

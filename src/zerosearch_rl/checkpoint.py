@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +42,14 @@ def checkpoint_dir(run_dir: str | Path, step: int) -> Path:
 
 
 def save_checkpoint(run_dir: str | Path, step: int, policy: Any, tokenizer: Any, state: dict[str, Any],
-                    cfg: Config, keep: int = 2) -> Path:
-    """Write checkpoint ``step`` atomically; keep only the newest ``keep`` checkpoints."""
+                    cfg: Config, keep: int = 2, weights: Mapping[str, Any] | None = None) -> Path:
+    """Write checkpoint ``step`` atomically; keep only the newest ``keep`` checkpoints. ``weights`` replaces
+    ``policy.state_dict()`` (the gathered full weights of a sharded policy)."""
     final = checkpoint_dir(run_dir, step)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    policy.save_pretrained(tmp / "policy")
+    policy.save_pretrained(tmp / "policy", **({"state_dict": weights} if weights is not None else {}))
     tokenizer.save_pretrained(tmp / "policy")
     torch.save({**state, "rng": rng_state(), "step": step}, tmp / "state.pt")
     save_config(cfg, tmp / "config.yaml")

@@ -247,7 +247,9 @@ class TrainerConfig(_Section):
     tensorboard: bool = _f(False, "Also log metrics to TensorBoard.")
     wandb_project: str = _f("", "Also log to this Weights & Biases project (extra 'wandb'); empty = off.")
     strategy: Literal["auto", "ddp", "fsdp"] = _f(
-        "auto", "Multi-process strategy under torchrun: auto = ddp when WORLD_SIZE > 1.")
+        "auto", "Multi-process strategy under torchrun: ddp (each process holds the whole model), fsdp (FSDP2: "
+                "weights, gradients and optimizer state sharded block by block; sampling uses an unsharded copy or "
+                "vLLM, synced after each update; full fine-tuning only), auto = ddp when WORLD_SIZE > 1.")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ what ``HFGenerator`` returns and the trainer recomputes (greedy: temperature 1).
 trainer use the untruncated one; keep ``top_p = 1`` for training. (On a GPU this mode also turns off
 FlashInfer's sampling kernel; vLLM falls back to its PyTorch sampler.)
 
-**Weight sync.** ``sync_weights(policy)`` pushes the trainer's current weights into the engine, so rollouts
+**Weight sync.** ``sync_weights(state_dict)`` pushes the trainer's current weights into the engine, so rollouts
 are never sampled from a stale policy. vLLM's built-in weight-transfer backends (NCCL, CUDA IPC) need a
 GPU, and ``collective_rpc`` only accepts a Python function when pickling is allowed
 (``VLLM_ALLOW_INSECURE_SERIALIZATION=1``), so the engine's workers get ``WeightSyncExtension`` as vLLM's
@@ -25,7 +25,7 @@ and in-process alike (tested on the CPU build; nothing in it is CPU-specific).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from zerosearch_rl.generation import Finish, Generated
@@ -58,7 +58,7 @@ class WeightSyncExtension:
         self.reload_weights(weights_iterator=staged())  # type: ignore[attr-defined]
 
 
-def weight_chunks(state: dict[str, Any], dtype: Any, limit: int) -> Iterator[dict[str, Any]]:
+def weight_chunks(state: Mapping[str, Any], dtype: Any, limit: int) -> Iterator[dict[str, Any]]:
     """CPU copies of ``state``'s tensors (floating ones cast to ``dtype``), in chunks of about ``limit`` bytes."""
     chunk: dict[str, Any] = {}
     size = 0
@@ -128,21 +128,22 @@ class VLLMGenerator:
             out[i] = Generated(ids, logprobs, finish_of(completion))
         return out
 
-    def sync_weights(self, model: Any) -> None:
-        """Loads ``model``'s current weights (a Hugging Face causal LM of the engine's architecture) into
-        the engine. Names are taken from ``model.state_dict()``: merge a LoRA (peft) policy first."""
+    def sync_weights(self, weights: Mapping[str, Any]) -> None:
+        """Loads a policy's current weights (the ``state_dict()`` of a Hugging Face causal LM of the engine's
+        architecture, or the gathered full weights of a sharded one) into the engine. Names must be the
+        checkpoint's: merge a LoRA (peft) policy first."""
         if self._llm is None:
             raise RuntimeError("VLLMGenerator.sync_weights called after close()")
         from safetensors.torch import save
 
         try:
-            for chunk in weight_chunks(model.state_dict(), self._llm.model_config.dtype, SYNC_CHUNK_BYTES):
+            for chunk in weight_chunks(weights, self._llm.model_config.dtype, SYNC_CHUNK_BYTES):
                 self._llm.collective_rpc("zerosearch_stage_weights", args=(save(chunk),))
             self._llm.collective_rpc("zerosearch_load_staged_weights")
         except Exception as exc:
             self.close()  # a half-reloaded model has layers left on the meta device: no rollout may use it
             raise RuntimeError(
-                f"vLLM could not load the weights of {type(model).__name__} ({str(exc)[:200]}); the engine is "
+                f"vLLM could not load the weights ({str(exc)[:200]}); the engine is "
                 "closed. State-dict names must be the checkpoint's: merge a LoRA (peft) policy first") from exc
         if not self._llm.reset_prefix_cache():
             raise RuntimeError("vLLM could not reset its prefix cache after the weight sync")

@@ -9,10 +9,9 @@ of the whole mini-batch, and DDP averages the gradients.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from zerosearch_rl import algorithms as algo
+from zerosearch_rl import distributed as par
 from zerosearch_rl.checkpoint import list_checkpoints, load_policy_weights, load_state, save_checkpoint
 from zerosearch_rl.config import Config, ConfigError, config_to_dict, save_config
 from zerosearch_rl.curriculum import unit_draw
@@ -34,23 +34,6 @@ from zerosearch_rl.rollout import Rollout
 from zerosearch_rl.search import build_backend
 from zerosearch_rl.tracking import MetricsLogger
 from zerosearch_rl.types import Trajectory
-
-
-def _init_distributed(strategy: str) -> tuple[int, int]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        if strategy == "fsdp":
-            raise ConfigError("trainer.strategy=fsdp is not available yet; use ddp (or auto)")
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return (dist.get_rank(), world) if world > 1 else (0, 1)
-
-
-def _sum_over_ranks(value: float, world: int) -> float:
-    if world == 1:
-        return value
-    t = torch.tensor([value], dtype=torch.float64)
-    dist.all_reduce(t)
-    return float(t.item())
 
 
 def _mean(values: list[float]) -> float:
@@ -70,7 +53,10 @@ class Trainer:
     def __init__(self, cfg: Config, resume: bool = False, reward_fn: RewardFn | None = None) -> None:
         self.cfg, t = cfg, cfg.trainer
         self.reward_fn = reward_fn or (lambda tr: score_all(tr.response_text, tr.answers, t.reward_metric))
-        self.rank, self.world = _init_distributed(t.strategy)
+        self.rank, self.world, self.strategy = par.init_distributed(t.strategy)
+        if self.strategy == "fsdp" and cfg.model.lora_rank:
+            raise ConfigError("trainer.strategy=fsdp needs model.lora_rank=0 (LoRA already keeps the trained "
+                              "state small: use ddp with LoRA)")
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # our own bar is the one to watch
@@ -81,12 +67,15 @@ class Trainer:
         self.device = next(self.policy.parameters()).device
         self.ref = frozen_copy(self.policy) if cfg.algorithm.kl_coef > 0 and cfg.model.lora_rank == 0 else None
         self.value = value_model_like(self.policy) if cfg.algorithm.advantage == "gae" else None
-        self.trained = self.policy
-        if self.world > 1:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            self.trained = DDP(self.policy)
-            self.value = DDP(self.value) if self.value is not None else None  # type: ignore[assignment]
+        checkpoints = list_checkpoints(self.run_dir) if resume else []
+        state = self._restore_weights(checkpoints[-1]) if checkpoints else None
+        # Under FSDP sampling runs on an unsharded copy that follows the policy (see distributed.py).
+        sharded = self.strategy == "fsdp"
+        self.gen_model = (frozen_copy(self.policy) if sharded and cfg.rollout.generator == "transformers"
+                          else self.policy)
+        self.trained = par.wrap(self.policy, self.strategy)
+        self.value = par.wrap(self.value, self.strategy) if self.value is not None else None
+        self.ref = par.shard(self.ref) if sharded and self.ref is not None else self.ref
         params = [p for p in self.policy.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -104,9 +93,8 @@ class Trainer:
         if t.eval_every and not self.eval_examples:
             raise ConfigError("trainer.eval_every > 0 needs data.eval_files with at least one example")
         self.start_step = 0
-        checkpoints = list_checkpoints(self.run_dir) if resume else []
-        if checkpoints:
-            self._restore(checkpoints[-1])
+        if state is not None:
+            self._restore_state(state)
         self._sync_generator()
         self.logger = (MetricsLogger(self.run_dir, self.start_step - 1 if checkpoints else None, t.tensorboard,
                                      t.wandb_project, config_to_dict(cfg)) if self.rank == 0 else None)
@@ -120,7 +108,7 @@ class Trainer:
         weights after every update (rollouts are never stale; the log-prob ratio is logged)."""
         kind = self.cfg.rollout.generator
         if kind == "transformers":
-            return HFGenerator(self.policy, self.tokenizer, STOP_STRINGS)
+            return HFGenerator(self.gen_model, self.tokenizer, STOP_STRINGS)
         if kind == "vllm":
             if self.cfg.model.lora_rank:
                 raise ConfigError("rollout.generator=vllm needs model.lora_rank=0 (adapters would have to be "
@@ -128,46 +116,61 @@ class Trainer:
             from zerosearch_rl.generation_vllm import VLLMGenerator
 
             start = self.run_dir / "vllm_start" / f"rank{self.rank}"  # the engine's architecture and tokenizer
-            self.policy.save_pretrained(start)
+            weights = par.full_state_dict(self.policy)
+            self.policy.save_pretrained(start, state_dict=weights)
             self.tokenizer.save_pretrained(start)
             return VLLMGenerator(str(start), STOP_STRINGS)
         raise ConfigError(f"rollout.generator={kind} cannot train: it cannot receive the policy's weights after "
                           f"an update; use transformers or vllm")
 
     def _sync_generator(self) -> float:
-        """Push the policy's weights into an out-of-process generator; returns the seconds it took."""
+        """Hand the policy's current weights to a generator that holds its own copy (vLLM, or the unsharded
+        sampling copy under FSDP); returns the seconds it took."""
         sync = getattr(self.generator, "sync_weights", None)
-        if sync is None:
+        if sync is None and self.gen_model is self.policy:
             return 0.0
         start = time.perf_counter()
-        sync(self.policy)
+        weights = par.full_state_dict(self.policy)
+        if self.gen_model is not self.policy:
+            self.gen_model.load_state_dict(weights)
+        else:
+            sync(weights)
         return time.perf_counter() - start
 
     # ---------------------------------------------------------------- checkpoints
 
     def _state(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                                 "sampler": self.sampler.state()}
+        """Optimizer, schedule, data order and critic, whole (a collective under FSDP: every process calls)."""
+        state: dict[str, Any] = {"optimizer": par.optimizer_state(self.policy, self.optimizer),
+                                 "scheduler": self.scheduler.state_dict(), "sampler": self.sampler.state()}
         if self.value is not None and self.critic_opt is not None:
-            state["value"] = getattr(self.value, "module", self.value).state_dict()
-            state["critic_opt"] = self.critic_opt.state_dict()
+            critic = getattr(self.value, "module", self.value)
+            state["value"] = par.full_state_dict(critic)
+            state["critic_opt"] = par.optimizer_state(critic, self.critic_opt)
         return state
 
-    def _restore(self, path: Path) -> None:
+    def _restore_weights(self, path: Path) -> dict[str, Any]:
+        """Load a checkpoint's weights into the models before they are wrapped; returns the rest of it."""
         state = load_state(path)
         load_policy_weights(self.policy, path)
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.value is not None:
+            self.value.load_state_dict(state["value"])
+        return state
+
+    def _restore_state(self, state: dict[str, Any]) -> None:
+        par.load_optimizer_state(self.policy, self.optimizer, state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.sampler.load_state(state["sampler"])
         if self.value is not None and self.critic_opt is not None:
-            getattr(self.value, "module", self.value).load_state_dict(state["value"])
-            self.critic_opt.load_state_dict(state["critic_opt"])
+            par.load_optimizer_state(getattr(self.value, "module", self.value), self.critic_opt, state["critic_opt"])
         self.start_step = int(state["step"]) + 1
 
     def save(self, step: int) -> None:
+        weights = par.full_state_dict(self.policy, rank0_only=True) if self.strategy == "fsdp" else None
+        state = self._state()
         if self.rank == 0:
-            save_checkpoint(self.run_dir, step, self.policy, self.tokenizer, self._state(), self.cfg,
-                            self.cfg.trainer.keep_checkpoints)
+            save_checkpoint(self.run_dir, step, self.policy, self.tokenizer, state, self.cfg,
+                            self.cfg.trainer.keep_checkpoints, weights)
         if self.world > 1:
             dist.barrier()
 
@@ -267,7 +270,7 @@ class Trainer:
             order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
             for m in range(0, n, mini_size):
                 mini = order[m : m + mini_size]
-                tokens = _sum_over_ranks(float(batch.loss_mask[mini].sum()), self.world)
+                tokens = par.sum_over_ranks(float(batch.loss_mask[mini].sum()), self.world)
                 micro = [mini[i : i + cfg.micro_batch_size] for i in range(0, len(mini), cfg.micro_batch_size)]
                 for k, idx in enumerate(micro):
                     stats = self._micro_step(batch, idx, old, ref, adv, returns, values, tokens, k == len(micro) - 1)
@@ -283,7 +286,7 @@ class Trainer:
                     self.critic_opt.zero_grad(set_to_none=True)
                 updates += 1
         self.scheduler.step()
-        out = {f"actor/{k}": _sum_over_ranks(v, self.world) / updates for k, v in sums.items()}
+        out = {f"actor/{k}": par.sum_over_ranks(v, self.world) / updates for k, v in sums.items()}
         out["actor/ratio_max"] = ratio_max
         out["actor/grad_norm"] = _mean(norms)
         if "actor/value_loss" in out:
@@ -297,8 +300,7 @@ class Trainer:
         a = self.cfg.algorithm
         sub = batch.select(idx)
         w, mask = sub.loss_mask.shape[1], sub.loss_mask
-        no_sync = getattr(self.trained, "no_sync", None)
-        with nullcontext() if sync or no_sync is None else no_sync():
+        with par.gradient_sync(self.trained, sync):
             logp, entropy = token_logprobs(self.trained, sub, self.cfg.rollout.temperature, with_entropy=True)
             pg, stats = algo.ppo_clip_loss(logp, slice_rows(old, idx, w), slice_rows(adv, idx, w), mask,
                                            clip_ratio_low=a.clip_ratio_low, clip_ratio_high=a.clip_ratio_high,
@@ -312,8 +314,7 @@ class Trainer:
                "ratio_max": float(stats["ratio_max"])}
         out.update({k: float(stats[k]) * share for k in ("clip_fraction", "approx_kl", "ratio_mean")})
         if self.value is not None and values is not None:
-            vsync = getattr(self.value, "no_sync", None)
-            with nullcontext() if sync or vsync is None else vsync():
+            with par.gradient_sync(self.value, sync):
                 vloss, _ = algo.value_loss(self.value(sub), slice_rows(values, idx, w), slice_rows(returns, idx, w),
                                            mask, clip=a.value_clip, token_count=tokens)
                 (vloss * self.world).backward()
@@ -331,20 +332,18 @@ class Trainer:
         rewards = self._rewards(trajs) if trajs else {}
         out = {}
         for key in ("mean", "exact_match", "cover_em", "f1", "format_valid"):
-            total = _sum_over_ranks(sum(rewards.get(key, [])), self.world)
+            total = par.sum_over_ranks(sum(rewards.get(key, [])), self.world)
             out[f"eval/{key}"] = total / len(self.eval_examples)
-        out["eval/searches"] = _sum_over_ranks(sum(tr.metrics["searches"] for tr in trajs), self.world) / len(
+        out["eval/searches"] = par.sum_over_ranks(sum(tr.metrics["searches"] for tr in trajs), self.world) / len(
             self.eval_examples)
         return out
 
     def _check_replicas(self) -> None:
-        """Under DDP every process must end with the same weights: compare checksums, write them down."""
-        if self.world == 1:
+        """Under DDP every process must end with the same weights: compare checksums, write them down.
+        (FSDP holds one copy, sharded: there is nothing to compare.)"""
+        if self.strategy != "ddp":
             return
-        local = torch.tensor([float(sum(p.double().sum() for p in self.policy.parameters()))], dtype=torch.float64)
-        gathered = [torch.zeros_like(local) for _ in range(self.world)]
-        dist.all_gather(gathered, local)
-        sums = [float(g.item()) for g in gathered]
+        sums = par.replica_sums(self.policy, self.world)
         if self.rank == 0:
             (self.run_dir / "replicas.json").write_text(json.dumps({"parameter_sums": sums}))
         if len(set(sums)) != 1:
@@ -372,20 +371,23 @@ class Trainer:
                 if last or (t.save_every and (step + 1) % t.save_every == 0):
                     self.save(step)
         self._check_replicas()
-        if self.rank == 0:
-            self.export(self.run_dir / "final")
+        self.export(self.run_dir / "final")
         if self.logger is not None:
             self.logger.close()
         return history
 
     def export(self, folder: Path) -> Path:
-        """The trained policy in Hugging Face format (LoRA adapters merged), loadable by vLLM/sglang."""
+        """The trained policy in Hugging Face format (LoRA adapters merged), loadable by vLLM/sglang.
+        Every process calls it (FSDP gathers the shards); rank 0 writes."""
+        weights = par.full_state_dict(self.policy, rank0_only=True) if self.strategy == "fsdp" else None
+        if self.rank != 0:
+            return folder
         model = self.policy
         if hasattr(model, "merge_and_unload"):
             import copy
 
             model = copy.deepcopy(model).merge_and_unload()
-        model.save_pretrained(folder)
+        model.save_pretrained(folder, **({"state_dict": weights} if weights is not None else {}))
         self.tokenizer.save_pretrained(folder)
         return folder
 
