@@ -23,6 +23,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import torch
 
 from zerosearch_rl.llm.base import Sampling
+from zerosearch_rl.llm.hf import cache_kwarg
 
 Finish = Literal["stop", "eos", "length"]
 
@@ -82,9 +83,8 @@ class HFGenerator:
         self.stop_strings = tuple(stop_strings)
         self.tail_tokens = tail_tokens  # how many last tokens are decoded to look for a stop string
         self.eos_ids = self._eos_ids()
-        # transformers 5.x renames `past_key_values` to `cache`; older releases only know the former
+        self._cache_kw = cache_kwarg(model)
         params = inspect.signature(model.forward).parameters
-        self._cache_kw = "cache" if "cache" in params else "past_key_values"
         # the prefill needs the last position's logits only (a vocabulary-wide row per prompt token otherwise)
         self._last_only = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids, default=0)

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from zerosearch_rl.algorithms import entropy_from_logits
 from zerosearch_rl.config import ModelConfig
-from zerosearch_rl.llm.hf import load_causal_lm, resolve_device
+from zerosearch_rl.llm.hf import cache_kwarg, load_causal_lm, resolve_device
 from zerosearch_rl.packaged_models import resolve_model
 from zerosearch_rl.tiny_models import TINY_RANDOM, byte_tokenizer, tiny_llama
 from zerosearch_rl.types import Trajectory
@@ -63,15 +63,62 @@ def slice_rows(tensor: Tensor, index: Tensor | Sequence[int], width: int) -> Ten
     return tensor[torch.as_tensor(index, dtype=torch.long, device=tensor.device), :width]
 
 
+#: Shortest common prefix worth a separate forward pass (below it, one pass over whole rows is as cheap).
+MIN_SHARED_PREFIX = 16
+
+
+def shared_prefix_length(batch: TokenBatch) -> int:
+    """How many leading tokens every row of ``batch`` has in common (0 for a single row)."""
+    ids, real = batch.input_ids, batch.attention_mask.bool()
+    if ids.shape[0] < 2:
+        return 0
+    same = (ids == ids[:1]).all(dim=0) & real.all(dim=0)
+    return int(same.long().cumprod(0).sum())
+
+
+def _is_wrapped(model: Any) -> bool:
+    """DDP or FSDP: every process must run the same forward passes, so no data-dependent splitting."""
+    return hasattr(model, "no_sync") or hasattr(model, "set_requires_gradient_sync")
+
+
+def _target_logprobs(logits: Tensor, targets: Tensor, temperature: float,
+                     with_entropy: bool) -> tuple[Tensor, Tensor | None]:
+    logits = logits.float()
+    if temperature > 0:
+        logits = logits / temperature
+    logp = torch.log_softmax(logits, dim=-1).gather(-1, targets[..., None])[..., 0]
+    return logp, (entropy_from_logits(logits) if with_entropy else None)
+
+
 def token_logprobs(model: Any, batch: TokenBatch, temperature: float = 1.0,
                    with_entropy: bool = False) -> tuple[Tensor, Tensor | None]:
     """Log-probs of the target tokens under ``model`` (logits divided by ``temperature``, as sampled),
-    and optionally the per-position entropy. Shapes ``[B, T-1]``."""
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1].float()
-    if temperature > 0:
-        logits = logits / temperature
-    logp = torch.log_softmax(logits, dim=-1).gather(-1, batch.input_ids[:, 1:, None])[..., 0]
-    return logp, (entropy_from_logits(logits) if with_entropy else None)
+    and optionally the per-position entropy. Shapes ``[B, T-1]``.
+
+    Rows are padded on the right, so causal attention alone keeps real tokens from seeing padding and no
+    mask is passed (the fused causal kernel is much faster than a padding mask). Rows that share a long
+    prefix (the instruction and, within a GRPO group, the whole prompt) run it once: its KV cache is
+    copied to every row and only the rest is computed per row. The result, gradients included, is the
+    one of the plain pass; the saving is the prefix's share of the work times the rows minus one.
+    """
+    ids, rows = batch.input_ids, batch.input_ids.shape[0]
+    shared = 0 if _is_wrapped(model) else shared_prefix_length(batch)
+    if shared < MIN_SHARED_PREFIX or shared >= ids.shape[1]:
+        return _target_logprobs(model(input_ids=ids).logits[:, :-1], ids[:, 1:], temperature, with_entropy)
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    head = model(input_ids=ids[:1, :shared], use_cache=True, **{cache_kwarg(model): cache}).logits
+    cache.reorder_cache(torch.zeros(rows, dtype=torch.long, device=ids.device))  # type: ignore[arg-type]
+    tail = model(input_ids=ids[:, shared:], use_cache=True, **{cache_kwarg(model): cache}).logits
+    # positions < shared - 1 predict prefix tokens (the same in every row); the rest predict per-row tokens
+    common, common_h = _target_logprobs(head[:, :-1], ids[:1, 1:shared], temperature, with_entropy)
+    own_logits = torch.cat([head[:, -1:].expand(rows, -1, -1), tail[:, :-1]], dim=1)
+    own, own_h = _target_logprobs(own_logits, ids[:, shared:], temperature, with_entropy)
+    logp = torch.cat([common.expand(rows, -1), own], dim=1)
+    entropy = torch.cat([common_h.expand(rows, -1), own_h], dim=1) if common_h is not None and own_h is not None \
+        else None
+    return logp, entropy
 
 
 class ValueModel(nn.Module):

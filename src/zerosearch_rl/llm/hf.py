@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -27,3 +28,10 @@ def load_causal_lm(path: str, dtype: str = "float32", device: str = "auto") -> t
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), attn_implementation="sdpa")
     return model.to(target), tokenizer  # type: ignore[arg-type]
+
+
+def cache_kwarg(model: Any) -> str:
+    """The name of the KV-cache argument of ``model.forward``: transformers 5.x renames ``past_key_values`` to
+    ``cache``; older releases (and wrappers that take ``**kwargs``) only know the former."""
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"

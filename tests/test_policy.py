@@ -1,0 +1,77 @@
+"""Per-token log-probs: the shared-prefix pass must equal the plain pass, values and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from zerosearch_rl.policy import MIN_SHARED_PREFIX, TokenBatch, shared_prefix_length, token_logprobs
+from zerosearch_rl.tiny_models import tiny_llama
+
+VOCAB = 300
+
+
+def batch_of(rows: list[list[int]]) -> TokenBatch:
+    width = max(map(len, rows))
+    ids = torch.zeros(len(rows), width, dtype=torch.long)
+    attn = torch.zeros_like(ids)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r)
+        attn[i, : len(r)] = 1
+    return TokenBatch(ids, attn, attn[:, 1:].float(), torch.zeros(len(rows), width - 1))
+
+
+def plain(model, batch: TokenBatch, temperature: float) -> torch.Tensor:
+    """The reference computation: one masked pass over whole rows."""
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1].float()
+    return torch.log_softmax(logits / temperature, -1).gather(-1, batch.input_ids[:, 1:, None])[..., 0]
+
+
+def random_rows(prefix: int, tails: tuple[int, ...], seed: int = 0) -> list[list[int]]:
+    g = torch.Generator().manual_seed(seed)
+    head = torch.randint(0, VOCAB, (prefix,), generator=g).tolist()
+    return [head + torch.randint(0, VOCAB, (n,), generator=g).tolist() for n in tails]
+
+
+@pytest.mark.parametrize(("rows", "expected"), [
+    (random_rows(40, (5, 9, 1, 7)), 40),
+    (random_rows(40, (5,)), 0),  # one row shares nothing with anyone
+    ([[1, 2, 3, 4], [1, 2, 9, 4]], 2),
+    ([[1, 2, 3], [1, 2, 3, 4]], 3),  # the shorter row's padding is not part of the common prefix
+    ([[5, 2], [1, 2]], 0),
+])
+def test_shared_prefix_length(rows, expected):
+    assert shared_prefix_length(batch_of(rows)) == expected
+
+
+def test_shared_prefix_pass_equals_the_plain_pass_with_gradients():
+    model = tiny_llama(VOCAB).train()
+    batch = batch_of(random_rows(MIN_SHARED_PREFIX + 24, (5, 9, 1, 7)))
+    calls: list[tuple[int, ...]] = []
+    model.register_forward_pre_hook(lambda m, a, kw: calls.append(tuple(kw["input_ids"].shape)), with_kwargs=True)
+    logp, entropy = token_logprobs(model, batch, 0.7, with_entropy=True)
+    assert calls == [(1, 40), (4, 9)]  # the prefix once, then only the rows' own tokens
+    mask = batch.loss_mask.bool()
+    (logp * batch.loss_mask).sum().backward()
+    shared_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    expected = plain(model, batch, 0.7)
+    (expected * batch.loss_mask).sum().backward()
+    assert torch.allclose(logp[mask], expected[mask], atol=1e-5)
+    for got, want in zip(shared_grads, (p.grad for p in model.parameters()), strict=True):
+        assert torch.allclose(got, want, atol=1e-5)
+    logits = model(input_ids=batch.input_ids).logits[:, :-1].float() / 0.7
+    want_entropy = -(torch.softmax(logits, -1) * torch.log_softmax(logits, -1)).sum(-1)
+    assert torch.allclose(entropy[mask], want_entropy[mask], atol=1e-5)
+
+
+def test_short_prefixes_take_one_pass():
+    model = tiny_llama(VOCAB)
+    batch = batch_of(random_rows(MIN_SHARED_PREFIX - 1, (6, 3)))
+    calls: list[int] = []
+    model.register_forward_pre_hook(lambda m, a, kw: calls.append(1), with_kwargs=True)
+    with torch.no_grad():
+        logp, entropy = token_logprobs(model, batch)
+        assert len(calls) == 1 and entropy is None
+        expected = plain(model, batch, 1.0)
+    assert torch.allclose(logp[batch.loss_mask.bool()], expected[batch.loss_mask.bool()], atol=1e-5)
