@@ -21,7 +21,6 @@ verl = pytest.importorskip("verl")
 import hydra  # noqa: E402
 import torch  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
-from test_verl_seam import TOK, VERL_PARAMS, FakeServer, row, search_then_answer  # noqa: E402
 from verl.experimental.agent_loop.agent_loop import (  # noqa: E402
     AgentLoopWorker,
     DictConfigWrap,
@@ -31,6 +30,7 @@ from verl.experimental.agent_loop.agent_loop import (  # noqa: E402
 from verl.utils.dataset.rl_dataset import RLHFDataset  # noqa: E402
 
 import zerosearch_rl.integrations.verl.agent_loop as plugin  # noqa: E402
+from test_verl_seam import TOK, VERL_PARAMS, FakeServer, row, search_then_answer  # noqa: E402
 
 PROMPT_LEN, RESPONSE_LEN = 2048, 2048
 
@@ -81,3 +81,22 @@ def test_veRL_pads_our_output_with_the_observation_masked():
     assert logprobs[: len(gen1)].tolist() == pytest.approx(lp1)
     assert logprobs[len(gen1) + n_obs: len(out.response_ids)].tolist() == pytest.approx(lp2)
     assert padded.response_ids[0, : len(out.response_ids)].tolist() == out.response_ids
+
+
+def test_our_agent_loop_yaml_builds_the_loop_as_the_worker_loads_it(monkeypatch):
+    # AgentLoopWorker: OmegaConf.load(agent_loop_config_path) -> registry[name] -> hydra.utils.instantiate
+    from pathlib import Path
+
+    configs = Path(__file__).resolve().parents[1] / "configs" / "verl"
+    monkeypatch.setenv("ZEROSEARCH_CONFIG", str(configs / "zerosearch_sim14b.yaml"))
+    (entry,) = OmegaConf.load(configs / "agent_loop.yaml")
+    assert entry.name == "zerosearch_agent"
+    entry.overrides = ["search.backend=fake"]  # no simulator server in a test
+    config = trainer_config()
+    loop = hydra.utils.instantiate({k: v for k, v in entry.items() if k != "name"},
+                                   trainer_config=DictConfigWrap(config=config),
+                                   server_manager=FakeServer(search_then_answer), tokenizer=TOK, processor=None,
+                                   hf_model_type=None, dataset_cls=RLHFDataset, data_config=DictConfigWrap(config.data),
+                                   tools=ToolListWrap([]))
+    assert loop.runner.cfg.rollout.max_response_tokens == 2048 and loop.runner.cfg.curriculum.end == 0.5
+    assert loop.runner.step_source == "weights"
