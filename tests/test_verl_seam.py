@@ -70,10 +70,11 @@ class Recorder:
     name = "recorder"
 
     def __init__(self):
-        self.requests = []
+        self.requests, self.batches = [], []
 
     def search(self, requests):
         self.requests.extend(requests)
+        self.batches.append(len(requests))
         return [[Document("d1", "Ada", f"{r.query} is Marlow."), Document("d2", "", "Filler.")] for r in requests]
 
     def metrics(self):
@@ -114,6 +115,7 @@ def test_search_reaches_the_backend_with_its_own_question_answers_and_noise_draw
                                       for x in rows))
 
     outs = asyncio.run(both())
+    assert backend.batches == [2]  # the two episodes' searches went out in one backend call
     by_query = {q.query.split()[0]: q for q in backend.requests}
     assert set(by_query) == {"Ada", "Tom"}
     assert (by_query["Ada"].question, by_query["Ada"].answers) == ("Where was Ada born?", ("Marlow",))

@@ -7,7 +7,8 @@ Per trajectory: the row becomes a ``QAExample`` (``data.example_from_row``: the 
 parquet columns); ``Rollout.arun_one`` drives the episode over veRL's generation servers
 (``ServerManagerGenerator``) and our search backend; the ``Trajectory``'s segments give the response ids,
 the response mask (1 on policy tokens, 0 on ``<information>`` and feedback tokens) and the behaviour
-log-probs, so none of them can drift from the ids (contract 1).
+log-probs, so none of them can drift from the ids (contract 1). The searches of the episodes running
+at once in a worker go to the backend together (``search.batcher.SearchBatcher``), as our engines expect.
 
 Noise draws follow contract 3: ``is_noisy(trainer.seed, step, sample id, turn, p(step))`` with the step
 from ``step.py`` and the sample id ``"<source>-<split>-<index>#<k>"``, ``k`` counting the samples of one
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,6 +37,7 @@ from zerosearch_rl.integrations.verl.step import STEP_SOURCES, FixedStep, StepSo
 from zerosearch_rl.llm.base import Sampling
 from zerosearch_rl.rollout import Rollout
 from zerosearch_rl.search.base import SearchBackend
+from zerosearch_rl.search.batcher import SearchBatcher
 from zerosearch_rl.types import Document, QAExample, SearchRequest, SegmentKind, Trajectory
 
 GROUPS_REMEMBERED = 65536  # prompt uids whose sample counters are kept (a few steps' worth)
@@ -88,6 +91,15 @@ class EpisodeRunner:
         self.schedule: NoiseSchedule = cfg.curriculum.noise_schedule(cfg.trainer.total_steps)
         self.eos_ids = {i for i in (tokenizer.eos_token_id,) if i is not None}
         self._groups: OrderedDict[str, int] = OrderedDict()
+        self._batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SearchBatcher] = \
+            weakref.WeakKeyDictionary()
+
+    def batcher(self) -> SearchBatcher:
+        """The search batcher of the running event loop: concurrent episodes' searches share backend calls."""
+        loop = asyncio.get_running_loop()
+        if loop not in self._batchers:
+            self._batchers[loop] = SearchBatcher(self.backend)
+        return self._batchers[loop]
 
     def example(self, row: Mapping[str, Any]) -> QAExample:
         """The row's question and gold answers (a row without them fails naming the field)."""
@@ -120,10 +132,12 @@ class EpisodeRunner:
             finally:
                 timing["generate_sequences"] += time.perf_counter() - t0
 
+        batcher = self.batcher()
+
         async def asearch(requests: list[SearchRequest]) -> list[list[Document]]:
             t0 = time.perf_counter()
             try:
-                return await asyncio.to_thread(self.backend.search, requests)
+                return await batcher.search(requests)
             finally:
                 timing["tool_calls"] += time.perf_counter() - t0
 
