@@ -38,7 +38,7 @@ PROMPT_LEN, RESPONSE_LEN = 2048, 2048
 def trainer_config():
     return OmegaConf.create({
         "actor_rollout_ref": {"rollout": {"name": "vllm", "prompt_length": PROMPT_LEN,
-                                          "response_length": RESPONSE_LEN, "calculate_log_probs": True}},
+                                          "response_length": RESPONSE_LEN, "calculate_log_probs": True, "n": 5}},
         "data": {"apply_chat_template_kwargs": {}},
     })
 
@@ -60,8 +60,9 @@ def test_registered_under_its_name_and_built_like_veRL_builds_it():
 
 def test_veRL_pads_our_output_with_the_observation_masked():
     server = FakeServer(search_then_answer, version=3)
-    sample = row("Where was Ada born?", ["Marlow"], 5, "u")
+    sample = {**row("Where was Ada born?", ["Marlow"], 5, "u"), "priority": 12}  # the 3rd sample of prompt 2
     out = asyncio.run(build_loop(server).run(dict(VERL_PARAMS), **sample))
+    assert out.extra_fields["zs_sample_id"] == "nq-train-5#2"
     (gen1, lp1), (gen2, lp2) = server.replies
     n_obs = len(out.response_ids) - len(gen1) - len(gen2)
     assert out.response_mask == [1] * len(gen1) + [0] * n_obs + [1] * len(gen2)

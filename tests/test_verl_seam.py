@@ -132,13 +132,13 @@ def test_search_reaches_the_backend_with_its_own_question_answers_and_noise_draw
 def test_noise_draws_follow_the_weight_version_of_each_trajectory():
     # 40 samples of one prompt at version 0 and at version 9: the served kinds are exactly contract 3's draws
     for version in (0, 9):
-        backend, r = Recorder(), runner()
-        r.backend = r.rollout.search = backend
+        backend = Recorder()
+        r = runner(backend, group_size=40)
 
-        async def many(r=r, version=version):
+        async def many(r=r, version=version):  # the third prompt of the step: priorities 80..119
             x = row("Where was Ada born?", ["Marlow"], 1, f"g{version}")
-            return await asyncio.gather(*(r.run(FakeServer(search_then_answer, version), VERL_PARAMS, x)
-                                          for _ in range(40)))
+            return await asyncio.gather(*(r.run(FakeServer(search_then_answer, version), VERL_PARAMS,
+                                                {**x, "priority": 80 + k}) for k in range(40)))
 
         asyncio.run(many())
         p = r.schedule.probability(version)
@@ -147,9 +147,14 @@ def test_noise_draws_follow_the_weight_version_of_each_trajectory():
         assert 0 < sum(got.values()) < 40  # both kinds drawn: the test can tell draws apart
 
 
-def test_samples_of_one_prompt_get_successive_indices():
-    r = runner()
-    assert [r.sample_index("a"), r.sample_index("a"), r.sample_index("b"), r.sample_index("a")] == [0, 1, 0, 2]
+def test_sample_rank_comes_from_veRLs_priority_or_else_from_arrival_order():
+    # veRL 0.9 numbers the repeated batch (n samples of a prompt side by side) before splitting it
+    r, ex = runner(group_size=5), SimpleNamespace(id="nq-train-1")
+    assert [r.sample_index({"priority": p, "uid": "a"}, ex) for p in (10, 11, 14, 15)] == [0, 1, 4, 0]
+    rows = [{"uid": "a"}, {"uid": "a"}, {"uid": "b"}, {"uid": "a"}]
+    assert [r.sample_index(x, ex) for x in rows] == [0, 1, 0, 2]
+    with pytest.raises(ConfigError, match=r"rollout\.n must be >= 1"):
+        runner(group_size=0)
 
 
 def test_request_parameters_keep_stop_strings_budget_and_no_seed():
@@ -239,3 +244,19 @@ def test_reward_values_by_hand_on_a_fake_reward_batch():
         compute_score("nq", "x", "Marlow", metric="acc")
     with pytest.raises(ValueError, match="no 'target'"):
         gold_answers({"answers": ["x"]})
+
+
+def test_weight_version_step_reads_the_latest_reported_version_and_refuses_none():
+    from zerosearch_rl.integrations.verl.step import WeightVersionStep
+
+    gen = ServerManagerGenerator(FakeServer(lambda ctx: "x", version=None), VERL_PARAMS, [])
+    step = WeightVersionStep(gen)
+    with pytest.raises(StepUnknown, match="step_source: fixed"):
+        step()
+    for version in (2, 5):
+        gen.server.version = version
+        asyncio.run(gen.agenerate([65], 4, Sampling()))
+        assert step() == version
+    gen.weight_version = -1
+    with pytest.raises(StepUnknown, match="expected >= 0"):
+        step()

@@ -43,6 +43,7 @@ class ZeroSearchAgentLoop(AgentLoopBase):
                                     engine=str(self.rollout_config.name),
                                     response_length=int(self.rollout_config.response_length),
                                     prompt_length=int(self.rollout_config.prompt_length),
+                                    group_size=int(self.rollout_config.n),
                                     step_source=step_source, fixed_step=int(fixed_step))
 
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:

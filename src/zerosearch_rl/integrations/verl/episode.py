@@ -11,11 +11,11 @@ log-probs, so none of them can drift from the ids (contract 1). The searches of 
 at once in a worker go to the backend together (``search.batcher.SearchBatcher``), as our engines expect.
 
 Noise draws follow contract 3: ``is_noisy(trainer.seed, step, sample id, turn, p(step))`` with the step
-from ``step.py`` and the sample id ``"<source>-<split>-<index>#<k>"``, ``k`` counting the samples of one
-prompt (veRL's ``uid``) in the order this process starts them. veRL repeats each prompt ``n`` times next
-to each other and starts the rollouts of a worker's chunk in order, so ``k`` is the sample's rank in its
-group; a group split across two agent-loop workers restarts ``k`` in the second (keep
-``data.train_batch_size * rollout.n`` a multiple of ``n * agent.num_workers`` to avoid it).
+from ``step.py`` and the sample id ``"<source>-<split>-<index>#<k>"``, ``k`` the sample's rank among the
+``n`` samples of its prompt. veRL repeats each prompt ``n`` times side by side and numbers the whole
+step's batch before splitting it across workers (the row's ``priority``, veRL 0.9), so
+``k = priority mod n``. Without ``priority``, ``k`` counts the samples of one prompt (``uid``) in the
+order this process starts them, which restarts if a group is split across two agent-loop workers.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class EpisodeRunner:
     """Runs our episodes for veRL; one per process (the search backend and its cache are shared)."""
 
     def __init__(self, cfg: Config, tokenizer: Any, backend: SearchBackend, *, engine: str, response_length: int,
-                 prompt_length: int, step_source: str = "weights", fixed_step: int = 0) -> None:
+                 prompt_length: int, group_size: int = 1, step_source: str = "weights", fixed_step: int = 0) -> None:
         if engine not in KEEP_STOP_STRING:
             raise ConfigError(f"unsupported veRL rollout engine {engine!r} (actor_rollout_ref.rollout.name); "
                               f"valid: {', '.join(KEEP_STOP_STRING)}")
@@ -85,7 +85,9 @@ class EpisodeRunner:
                               f"actor_rollout_ref.rollout.prompt_length={prompt_length}: lower the first or "
                               f"raise data.max_prompt_length")
         self.cfg, self.tokenizer, self.backend = cfg, tokenizer, backend
-        self.engine, self.response_length = engine, response_length
+        if group_size < 1:
+            raise ConfigError(f"actor_rollout_ref.rollout.n must be >= 1, got {group_size}")
+        self.engine, self.response_length, self.group_size = engine, response_length, group_size
         self.step_source, self.fixed_step = step_source, fixed_step
         self.rollout = Rollout(tokenizer, backend, cfg.rollout, cfg.trainer.seed, cfg.model.prompt_style)
         self.schedule: NoiseSchedule = cfg.curriculum.noise_schedule(cfg.trainer.total_steps)
@@ -105,8 +107,11 @@ class EpisodeRunner:
         """The row's question and gold answers (a row without them fails naming the field)."""
         return example_from_row(row, f"veRL dataset row (index {row.get('index', '?')})")
 
-    def sample_index(self, group: str) -> int:
-        """0, 1, 2, … for successive samples of one prompt uid (call before awaiting anything)."""
+    def sample_index(self, row: Mapping[str, Any], example: QAExample) -> int:
+        """The row's rank among its prompt's samples (see the module doc; call before awaiting anything)."""
+        if row.get("priority") is not None:
+            return int(row["priority"]) % self.group_size
+        group = str(row.get("uid", example.id))
         k = self._groups.pop(group, -1) + 1
         self._groups[group] = k
         while len(self._groups) > GROUPS_REMEMBERED:
@@ -120,7 +125,7 @@ class EpisodeRunner:
                   row: Mapping[str, Any]) -> EpisodeFields:
         """One episode for one dataset row, as veRL's agent loop receives it."""
         example = self.example(row)
-        k = self.sample_index(str(row.get("uid", example.id)))
+        k = self.sample_index(row, example)
         generator = ServerManagerGenerator(server_manager, sampling_params, self.eos_ids, self.engine)
         step = self._step(generator)
         timing = {"generate_sequences": 0.0, "tool_calls": 0.0}
@@ -157,11 +162,12 @@ _RUNNERS: dict[tuple[Any, ...], EpisodeRunner] = {}
 
 
 def shared_runner(config_path: str, overrides: tuple[str, ...], tokenizer: Any, *, engine: str,
-                  response_length: int, prompt_length: int, step_source: str = "weights",
+                  response_length: int, prompt_length: int, group_size: int = 1, step_source: str = "weights",
                   fixed_step: int = 0) -> EpisodeRunner:
     """The process's runner for one configuration: veRL builds an agent loop per sample, but the search
     backend (its HTTP clients, cache and counters) must be built once per process."""
-    key = (config_path, overrides, id(tokenizer), engine, response_length, prompt_length, step_source, fixed_step)
+    key = (config_path, overrides, id(tokenizer), engine, response_length, prompt_length, group_size, step_source,
+           fixed_step)
     if key not in _RUNNERS:
         from zerosearch_rl.config import load_config
         from zerosearch_rl.search import build_backend
@@ -169,6 +175,6 @@ def shared_runner(config_path: str, overrides: tuple[str, ...], tokenizer: Any, 
         cfg = load_config(config_path or None, overrides)
         _RUNNERS[key] = EpisodeRunner(cfg, tokenizer, build_backend(cfg), engine=engine,
                                       response_length=response_length, prompt_length=prompt_length,
-                                      step_source=step_source,
+                                      group_size=group_size, step_source=step_source,
                                       fixed_step=fixed_step)
     return _RUNNERS[key]
