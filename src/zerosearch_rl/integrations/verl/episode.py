@@ -84,9 +84,9 @@ class EpisodeRunner:
             raise ConfigError(f"rollout.max_prompt_tokens={cfg.rollout.max_prompt_tokens} exceeds veRL's "
                               f"actor_rollout_ref.rollout.prompt_length={prompt_length}: lower the first or "
                               f"raise data.max_prompt_length")
-        self.cfg, self.tokenizer, self.backend = cfg, tokenizer, backend
         if group_size < 1:
             raise ConfigError(f"actor_rollout_ref.rollout.n must be >= 1, got {group_size}")
+        self.cfg, self.tokenizer, self.backend = cfg, tokenizer, backend
         self.engine, self.response_length, self.group_size = engine, response_length, group_size
         self.step_source, self.fixed_step = step_source, fixed_step
         self.rollout = Rollout(tokenizer, backend, cfg.rollout, cfg.trainer.seed, cfg.model.prompt_style)
