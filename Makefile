@@ -4,12 +4,13 @@
 PYTHON ?= python3
 VENV ?= .venv
 VLLM_VENV ?= .venv-vllm
+VERL_VENV ?= .venv-verl
 TORCH ?= torch==2.13.0
 PIP_TORCH_ARGS ?=
 PIP := pip install --quiet --disable-pip-version-check
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-main test-vllm test-fast lint clean
+.PHONY: demo test test-main test-vllm test-verl test-fast lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +38,13 @@ $(VLLM_VENV)/.installed: pyproject.toml
 	$(VLLM_VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
 	touch $@
 
+# veRL (CPU is enough to import it and run our plugin inside it) lives in its own venv too: it pins transformers.
+$(VERL_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VERL_VENV)
+	$(VERL_VENV)/bin/$(PIP) $(PIP_TORCH_ARGS) "$(TORCH)"
+	$(VERL_VENV)/bin/$(PIP) -e ".[dev,verl]"
+	touch $@
+
 ## demo: run the largest end-to-end pipeline that works today
 demo: $(VENV)/.installed-demo
 	$(BIN)/python -m zerosearch_rl demo
@@ -45,10 +53,14 @@ demo: $(VENV)/.installed-demo
 test: test-main test-vllm
 
 test-main: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -m "not gpu and not vllm" -q
+	$(BIN)/python -m pytest -m "not gpu and not vllm and not verl" -q
 
 test-vllm: $(VLLM_VENV)/.installed
 	$(VLLM_VENV)/bin/python -m pytest -m vllm -q 
+
+## test-verl: our agent loop inside veRL 0.9.1 (its own venv; not part of `make test`)
+test-verl: $(VERL_VENV)/.installed
+	$(VERL_VENV)/bin/python -m pytest -m verl -q
 
 ## test-fast: the default suite without the slow tests (seconds)
 test-fast: $(VENV)/.installed-test

@@ -121,10 +121,14 @@ def test_noise_kinds_are_drawn_reproducibly_from_the_curriculum():
     client.post("/retrieve", json={"queries": ["a", "b"], "noise_probability": 0})
     assert [r.noisy for r in backend.calls[-1]] == [False, False]
 
-    # Nothing said: serve.noise_probability, sample id = position, step and turn 0.
+    # Nothing said: serve.noise_probability, sample id = the query's number on this server, step and turn 0.
     client, backend = make_client(noise_probability=0.5, seed=3)
     client.post("/retrieve", json={"queries": ["q"] * 30})
     assert [r.noisy for r in backend.calls[0]] == [is_noisy(3, 0, i, 0, 0.5) for i in range(30)]
+    for _ in range(30):  # one query per request (veRL's search tool): the count goes on, the draws differ
+        client.post("/retrieve", json={"queries": ["q"]})
+    singles = [call[0].noisy for call in backend.calls[1:]]
+    assert singles == [is_noisy(3, 0, i, 0, 0.5) for i in range(30, 60)] and 0 < sum(singles) < 30
     client, backend = make_client(noise_probability=1.0)
     client.post("/retrieve", json={"queries": ["a"]})
     assert backend.calls[0][0].noisy

@@ -90,29 +90,32 @@ def _read_parquet(path: Path) -> list[QAExample]:
             raise DataError(f"{path}: missing column {name!r} (columns: {', '.join(table.column_names)})")
     if "reward_model" not in table.column_names and "golden_answers" not in table.column_names:
         raise DataError(f"{path}: needs column 'reward_model' (ground_truth.target) or 'golden_answers'")
-    out = []
-    for i, row in enumerate(table.to_pylist()):
-        where = f"{path}: row {i + 1}"
-        source = row.get("data_source")
-        if not isinstance(source, str) or not source:
-            raise DataError(f"{where}, field 'data_source': expected a non-empty string, got {source!r}")
-        target = ((row.get("reward_model") or {}).get("ground_truth") or {}).get("target")
-        if target is not None:
-            answers = _answers(target, f"{where}, field 'reward_model.ground_truth.target'")
-        else:
-            answers = _answers(row.get("golden_answers"), f"{where}, field 'golden_answers'")
-        extra = row.get("extra_info") or {}
-        split = extra.get("split") or ""
-        index = extra.get("index")
-        index = i if index is None else index
-        out.append(QAExample(
-            id=f"{source}-{split}-{index}" if split else f"{source}-{index}",
-            question=_question(row["question"], f"{where}, field 'question'"),
-            answers=answers,
-            source=source,
-            metadata={"split": split, "index": index},
-        ))
-    return out
+    return [example_from_row(row, f"{path}: row {i + 1}", i) for i, row in enumerate(table.to_pylist())]
+
+
+def example_from_row(row: Mapping[str, Any], where: str, default_index: int = 0) -> QAExample:
+    """One ZeroSearch/Search-R1 row (``data_source``, ``question``, ``reward_model.ground_truth.target`` or
+    ``golden_answers``, ``extra_info.{split,index}``) as a ``QAExample``; ``where`` names the row in errors.
+    The id is ``source-split-index`` (``index`` restarts per source, so it is not unique on its own)."""
+    source = row.get("data_source")
+    if not isinstance(source, str) or not source:
+        raise DataError(f"{where}, field 'data_source': expected a non-empty string, got {source!r}")
+    target = ((row.get("reward_model") or {}).get("ground_truth") or {}).get("target")
+    if target is not None:
+        answers = _answers(target, f"{where}, field 'reward_model.ground_truth.target'")
+    else:
+        answers = _answers(row.get("golden_answers"), f"{where}, field 'golden_answers'")
+    extra = row.get("extra_info") or {}
+    split = extra.get("split") or ""
+    index = extra.get("index")
+    index = default_index if index is None else index
+    return QAExample(
+        id=f"{source}-{split}-{index}" if split else f"{source}-{index}",
+        question=_question(row.get("question"), f"{where}, field 'question'"),
+        answers=answers,
+        source=source,
+        metadata={"split": split, "index": index},
+    )
 
 
 def read_examples(path: str | Path) -> list[QAExample]:

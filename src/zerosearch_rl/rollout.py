@@ -195,15 +195,23 @@ class Rollout:
             e.done = True
         return RolloutResult([self.finish(e) for e in episodes], generate_s, search_s)
 
-    async def arun_one(self, example: QAExample, sample_index: int, step: int, noise_p: float,
-                       sampling: Sampling, agenerate: AsyncGenerate, asearch: AsyncSearch) -> Trajectory:
-        """One episode, awaiting the caller's generation and search (for async agent loops)."""
+    async def arun_one(self, example: QAExample, sample_index: int, step: int | Callable[[], int],
+                       noise_p: float | Callable[[int], float], sampling: Sampling, agenerate: AsyncGenerate,
+                       asearch: AsyncSearch) -> Trajectory:
+        """One episode, awaiting the caller's generation and search (for async agent loops).
+
+        ``step`` and ``noise_p`` may be callables, read after each generation: an engine that learns
+        the training step only from its generation server (veRL reports the weights' version with
+        every generation) still draws each search's noise with the right step (contract 3).
+        """
         ep = self.start(example, sample_index)
         for turn in range(self.cfg.max_turns):
             if ep.done:
                 break
-            gen = await agenerate(list(ep.context), self.budget(ep), self._sampling(sampling, step, turn))
-            request = self.apply_generation(ep, gen, step, noise_p)
+            known = 0 if callable(step) else step  # seeds sampling only, before the step can be read
+            gen = await agenerate(list(ep.context), self.budget(ep), self._sampling(sampling, known, turn))
+            now = step() if callable(step) else step
+            request = self.apply_generation(ep, gen, now, noise_p(now) if callable(noise_p) else noise_p)
             if request is not None:
                 (docs,) = await asearch([request])
                 self.apply_search(ep, docs)

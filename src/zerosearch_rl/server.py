@@ -12,9 +12,10 @@ ZeroSearch extras (optional; every list is aligned with ``queries``): ``question
 ``golden_answers`` reach the simulator as ``SearchRequest.question``/``answers``; ``noisy`` sets each
 query's kind; otherwise the kind is drawn with ``curriculum.is_noisy(serve.seed, step, sample id,
 turn, p)`` where ``p`` is the request's ``noise_probability`` or ``serve.noise_probability``, the
-sample id is ``sample_ids[i]`` or the query's position, and ``step``/``turns`` default to 0 (so a
-client that sends no ids gets the same kind at the same position of every request: send ``sample_ids``
-and ``step`` for the curriculum's per-sample draws).
+sample id is ``sample_ids[i]`` or else the query's number among all queries this server has received
+(0, 1, 2, … in arrival order: a client that sends one query per request, like veRL's search tool, still
+gets independent draws), and ``step``/``turns`` default to 0. Send ``sample_ids`` and ``step`` for the
+curriculum's reproducible per-sample draws.
 Unknown fields are refused (a misspelt ``golden_answer`` must not silently drop the answers).
 
 Bad input: malformed JSON -> 400; a wrong field -> 422; more than ``serve.max_queries`` queries
@@ -113,8 +114,9 @@ def _aligned(body: dict[str, Any], name: str, n: int, ok: Callable[[Any], bool],
     return value
 
 
-def parse_retrieve(body: Any, cfg: ServeConfig) -> Retrieval:
-    """Validate a decoded ``/retrieve`` body and build one ``SearchRequest`` per query (see module doc)."""
+def parse_retrieve(body: Any, cfg: ServeConfig, first_query: int = 0) -> Retrieval:
+    """Validate a decoded ``/retrieve`` body and build one ``SearchRequest`` per query (see module doc);
+    ``first_query`` is the number of queries received before this request (the default sample ids)."""
     if not isinstance(body, dict):
         raise RequestError(f"the body must be a JSON object with 'queries', 'topk', 'return_scores'; got {_kind(body)}")
     unknown = sorted(set(body) - set(FIELDS))
@@ -157,7 +159,8 @@ def parse_retrieve(body: Any, cfg: ServeConfig) -> Retrieval:
 
     if noisy is None:
         prob = cfg.noise_probability if p is None else float(p)
-        noisy = [is_noisy(cfg.seed, step or 0, sample_ids[i] if sample_ids else i, turns[i] if turns else 0, prob)
+        noisy = [is_noisy(cfg.seed, step or 0, sample_ids[i] if sample_ids else first_query + i,
+                          turns[i] if turns else 0, prob)
                  for i in range(n)]
     requests = [
         SearchRequest(query=q, question=questions[i] if questions else "",
@@ -325,7 +328,7 @@ def create_app(backend: SearchBackend, cfg: ServeConfig) -> FastAPI:
                 body = json.loads(await request.body())
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise RequestError(f"the body is not valid JSON ({exc})", status=400) from None
-            job = parse_retrieve(body, cfg)
+            job = parse_retrieve(body, cfg, stats.queries)  # no await until the count below: ids are unique
         except RequestError as exc:
             return JSONResponse({"detail": str(exc)}, status_code=exc.status)
         stats.queries += len(job.requests)
