@@ -49,8 +49,8 @@ $(VERL_VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed-demo
 	$(BIN)/python -m zerosearch_rl demo
 
-## test: the full suite (fast and slow tests, and the vLLM tests in their own venv), as CI runs it
-test: test-main test-vllm
+## test: the full suite (fast and slow tests, then the vLLM and veRL tests in their own venvs), as CI runs it
+test: test-main test-vllm test-verl
 
 test-main: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -m "not gpu and not vllm and not verl" -q
@@ -58,7 +58,7 @@ test-main: $(VENV)/.installed-test
 test-vllm: $(VLLM_VENV)/.installed
 	$(VLLM_VENV)/bin/python -m pytest -m vllm -q 
 
-## test-verl: our agent loop inside veRL 0.9.1 (its own venv; not part of `make test`)
+## test-verl: our agent loop inside veRL 0.9.1 (its own venv; part of `make test`)
 test-verl: $(VERL_VENV)/.installed
 	$(VERL_VENV)/bin/python -m pytest -m verl -q
 
