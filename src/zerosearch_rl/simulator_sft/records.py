@@ -62,7 +62,8 @@ class SearchRecord:
     def to_json(self) -> dict[str, Any]:
         row = asdict(self)
         row["answers"] = list(self.answers)
-        row["documents"] = [{"id": d.id, "title": d.title, "text": d.text} for d in self.documents]
+        row["documents"] = [{"id": d.id, "title": d.title, "text": d.text, **({} if d.score is None else
+                             {"score": d.score})} for d in self.documents]
         if self.label is None:
             del row["label"], row["judge"]
         return row
@@ -112,7 +113,11 @@ def _documents(value: list[Any], where: str) -> tuple[Document, ...]:
         text = d.get("text")
         if not isinstance(text, str) or not text.strip():
             raise DataError(f"{at}.text: expected a non-empty string, got {text!r}")
-        docs.append(Document(id=str(d.get("id", i)), title=str(d.get("title") or ""), text=text))
+        score = d.get("score")
+        if score is not None and (not isinstance(score, (int, float)) or isinstance(score, bool)):
+            raise DataError(f"{at}.score: expected a number, got {score!r}")
+        docs.append(Document(id=str(d.get("id", i)), title=str(d.get("title") or ""), text=text,
+                             score=None if score is None else float(score)))
     return tuple(docs)
 
 
