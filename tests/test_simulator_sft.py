@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from fakes.search_records import record
 from zerosearch_rl.cli import main
 from zerosearch_rl.data import DataError, load_examples
 from zerosearch_rl.demo import asset
@@ -19,7 +20,6 @@ from zerosearch_rl.simulator_sft import (
     OutcomeJudge,
     PolicyCollector,
     ScriptedCollector,
-    SearchRecord,
     collect_searches,
     label_records,
     read_records,
@@ -31,7 +31,7 @@ from zerosearch_rl.simulator_sft import (
 from zerosearch_rl.simulator_sft.label import balance
 from zerosearch_rl.simulator_sft.records import write_records
 from zerosearch_rl.tiny_models import byte_tokenizer
-from zerosearch_rl.types import Document, QAExample, SearchRequest
+from zerosearch_rl.types import QAExample, SearchRequest
 
 SUBS = {"country-0": ["Where was Ada Kowalski born?", "Which country is Marlow in?"],
         "founded-1": ["Which company does Dario Benn work for?", "When was Northgate Rail founded?"]}
@@ -49,14 +49,6 @@ def examples() -> list[QAExample]:
 @pytest.fixture(scope="module")
 def engine() -> BM25Backend:
     return BM25Backend(asset("mini_corpus.jsonl"), topk=3)
-
-
-def record(rid: str, docs: list[str], label: str | None = None, score: float | None = None,
-           example: str = "ex") -> SearchRecord:
-    return SearchRecord(id=rid, unit=example, example_id=example, question="Where was Ada Kowalski born?",
-                        answers=("Marlow",), query="Ada Kowalski birthplace", turn=0,
-                        documents=tuple(Document(f"d{i}", f"T{i}", t) for i, t in enumerate(docs)), searches=1,
-                        score=score, label=label)
 
 
 # ------------------------------------------------------------------ collect
@@ -105,7 +97,7 @@ def test_interrupted_collection_resumes_without_loss_or_duplicates(tmp_path, eng
                          show_progress=False)
     assert path.read_text().splitlines() == expected[:6]
     # then a unit cut short (country-0 has 3 records: keep 1) and a write cut mid-line
-    lines = expected[:10] + [next(x for x in expected if x.startswith('{"id": "country-0/0"'))]
+    lines = [*expected[:10], next(x for x in expected if x.startswith('{"id": "country-0/0"'))]
     path.write_text("\n".join(lines) + "\n" + expected[11][:40])
     report = collect_searches(examples(), ScriptedCollector(), engine, path, batch_size=3, show_progress=False)
     rows = path.read_text().splitlines()

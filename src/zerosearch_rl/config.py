@@ -321,7 +321,8 @@ class SimConfig(_Section):
             raise ConfigError(f"sim.heldout_share must be below 1 (some questions must remain for training), "
                               f"got {self.heldout_share}")
         if self.engine in ("simulate_prompt", "simulate_sft"):
-            raise ConfigError(f"sim.engine must be a real engine (bm25, dense, remote, serpapi, ...), got {self.engine!r}")
+            raise ConfigError(f"sim.engine must be a real engine (bm25, dense, remote, serpapi, ...), "
+                              f"got {self.engine!r}")
 
 
 SECTIONS: dict[str, type[_Section]] = {

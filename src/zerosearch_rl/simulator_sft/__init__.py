@@ -8,8 +8,8 @@ them (TRL ``SFTTrainer``); ``score_simulator`` measures the tuned simulator agai
 
 from zerosearch_rl.simulator_sft.collect import (
     SUB_QUESTIONS,
-    CollectReport,
     Collector,
+    CollectReport,
     PolicyCollector,
     ScriptedCollector,
     build_collector,
@@ -33,8 +33,8 @@ __all__ = [
     "SUB_QUESTIONS",
     "AnswerInDocsJudge",
     "CollectReport",
-    "EngineFigures",
     "Collector",
+    "EngineFigures",
     "Judge",
     "LLMJudge",
     "LabelReport",

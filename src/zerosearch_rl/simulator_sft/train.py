@@ -37,19 +37,21 @@ def _examples(rows: list[dict[str, str]], chat: bool) -> list[dict[str, Any]]:
 def build_sft_trainer(sft_path: str | Path, base_model: str, work_dir: str | Path, sim: SimConfig,
                       show_progress: bool = True) -> Any:
     """The configured ``SFTTrainer`` (model loaded, dataset tokenized and masked), not yet trained."""
+    from zerosearch_rl.config import ConfigError
+
+    if not base_model:
+        raise ConfigError("sim.base_model is empty: name the model to fine-tune (a local directory, tiny-random, "
+                          "or smollm2-135m-instruct)")
+    rows = read_sft_set(sft_path)  # bad data fails before the heavy imports below
+
     import datasets
     import torch
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from zerosearch_rl.config import ConfigError
     from zerosearch_rl.llm.hf import resolve_device
     from zerosearch_rl.policy import load_policy
 
-    if not base_model:
-        raise ConfigError("sim.base_model is empty: name the model to fine-tune (a local directory, tiny-random, "
-                          "or smollm2-135m-instruct)")
-    rows = read_sft_set(sft_path)
     device = resolve_device(sim.device)
     model_cfg = ModelConfig(policy=base_model, device=sim.device, lora_rank=sim.lora_rank, lora_alpha=sim.lora_alpha,
                             lora_dropout=sim.lora_dropout, lora_target_modules=sim.lora_target_modules)
