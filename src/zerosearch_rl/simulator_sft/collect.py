@@ -184,8 +184,7 @@ def collect_searches(examples: Sequence[QAExample], collector: Collector, engine
         todo = [ex for ex in examples if not all(writer.unit_done(u) for u in collector.unit_ids(ex))]
         units = sum(len(collector.unit_ids(ex)) for ex in examples)
         skipped = units - sum(len(collector.unit_ids(ex)) for ex in todo)
-        with progress_bar(f"collect ({collector.name})") as bar:
-            bar.disable = not show_progress
+        with progress_bar(f"collect ({collector.name})", show_progress) as bar:
             task = bar.add_task("collect", total=len(todo))
             for batch in iter_batches(todo, batch_size):
                 for unit in collector.run(batch, engine):

@@ -175,8 +175,7 @@ def label_records(records_path: str | Path, out_path: str | Path, judge: Judge, 
     pages = [r for r in records if r.documents]
     labelled: list[SearchRecord] = []
     no_verdict = 0
-    with progress_bar(f"label ({judge.name})") as bar:
-        bar.disable = not show_progress
+    with progress_bar(f"label ({judge.name})", show_progress) as bar:
         task = bar.add_task("label", total=len(pages))
         for batch in iter_batches(pages, batch_size):
             for r, verdict in zip(batch, judge.judge(batch), strict=True):

@@ -221,7 +221,6 @@ class RecordWriter:
             return False
         self._fh.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
         self._fh.flush()
-        os.fsync(self._fh.fileno())
         self.ids.add(record.id)
         self.per_unit[record.unit] = self.per_unit.get(record.unit, 0) + 1
         self.searches[record.unit] = record.searches
@@ -238,7 +237,7 @@ class RecordWriter:
         self.close()
 
 
-def progress_bar(title: str) -> Any:
+def progress_bar(title: str, show: bool = True) -> Any:
     """A rich progress bar with count, rate and ETA (the pipeline's long steps all use it)."""
     from rich.progress import (
         BarColumn,
@@ -258,7 +257,7 @@ def progress_bar(title: str) -> Any:
             return Text(f"{speed:.1f}/s" if speed else "-/s")
 
     return Progress(TextColumn(f"[bold]{title}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-                    _Rate(""), TimeElapsedColumn(), TimeRemainingColumn())
+                    _Rate(""), TimeElapsedColumn(), TimeRemainingColumn(), disable=not show)
 
 
 def iter_batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

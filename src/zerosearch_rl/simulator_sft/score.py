@@ -119,8 +119,7 @@ def score_simulator(records: Sequence[SearchRecord], llm: ChatLLM, model: str = 
     start = time.perf_counter()
     answers = [r.answers for r in records]
     rows = [figures(f"real ({records[0].engine or 'engine'})", [list(r.documents[:topk]) for r in records], answers)]
-    with progress_bar("score") as bar:
-        bar.disable = not show_progress
+    with progress_bar("score", show_progress) as bar:
         task = bar.add_task("score", total=2 * len(records))
         for noisy in (False, True):
             pages, completions, clean = _simulate(llm, records, noisy, sampling, topk, batch_size, bar, task)

@@ -64,7 +64,7 @@ def build_sft_trainer(sft_path: str | Path, base_model: str, work_dir: str | Pat
         per_device_train_batch_size=sim.train_batch_size, gradient_accumulation_steps=sim.grad_accum,
         max_length=sim.max_length, completion_only_loss=True, seed=sim.seed, data_seed=sim.seed,
         bf16=bf16, fp16=False, activation_checkpointing=sim.gradient_checkpointing and not cpu, use_cpu=cpu,
-        report_to="none", save_strategy="no", logging_steps=1, logging_strategy="steps",
+        report_to="none", save_strategy="no", logging_steps=0.05, logging_strategy="steps",
         disable_tqdm=not show_progress, dataset_num_proc=None,
     )
     bars = datasets.is_progress_bar_enabled()
