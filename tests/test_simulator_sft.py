@@ -314,10 +314,20 @@ def test_cli_collect_and_label_on_the_mini_assets(tmp_path, capsys):
     (["sim", "label", "sim.judge=oracle"], "sim.judge: 'oracle' is not valid; valid: answer_in_docs, outcome, llm"),
     (["sim", "train", "sim.sft_path=/nonexistent/sft.jsonl", "sim.base_model=tiny-random"],
      "SFT set '/nonexistent/sft.jsonl' does not exist"),
-    (["sim", "score", "sim.output_dir=/nonexistent/model"], "no simulator model at '/nonexistent/model'"),
+    (["sim", "score", "sim.heldout_path=/nonexistent/h.jsonl"], "records file '/nonexistent/h.jsonl' does not exist"),
     (["sim", "collect", "sim.engine=simulate_sft"], "sim.engine must be a real engine"),
 ])
 def test_cli_errors_are_one_line(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_cli_score_names_what_is_missing(tmp_path, capsys):
+    held = tmp_path / "h.jsonl"
+    held.write_text("")
+    assert main(["sim", "score", f"sim.heldout_path={held}"]) == 2
+    assert "h.jsonl: no held-out pages (set sim.heldout_share above 0" in capsys.readouterr().err
+    write_records([record("r", ["Marlow"], "useful")], held)
+    assert main(["sim", "score", f"sim.heldout_path={held}", "sim.output_dir=/nonexistent/model"]) == 2
+    assert "no simulator model at '/nonexistent/model' (run `zerosearch sim train`" in capsys.readouterr().err

@@ -60,6 +60,7 @@ def _score(args: argparse.Namespace) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from zerosearch_rl.data import DataError
     from zerosearch_rl.llm import build_chat_llm
     from zerosearch_rl.llm.base import Sampling
     from zerosearch_rl.simulator_sft import read_records, score_simulator, write_score
@@ -68,9 +69,12 @@ def _score(args: argparse.Namespace) -> None:
     cfg = _config(args)
     sim = cfg.sim
     model = sim.score_model or sim.output_dir
+    records = read_records(sim.heldout_path, with_documents=True)[: sim.score_limit]
+    if not records:
+        raise DataError(f"{sim.heldout_path}: no held-out pages (set sim.heldout_share above 0 and rerun "
+                        f"`zerosearch sim label`)")
     if cfg.simulator.client != "openai" and not (Path(model) / "config.json").is_file():
         raise ConfigError(f"no simulator model at {model!r} (run `zerosearch sim train`, or set sim.score_model)")
-    records = read_records(sim.heldout_path, with_documents=True)[: sim.score_limit]
     llm: Any = build_chat_llm(replace(cfg.simulator, model=model))
     try:
         report = score_simulator(records, llm, model, cfg.search.topk,

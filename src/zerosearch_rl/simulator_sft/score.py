@@ -23,6 +23,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
+from zerosearch_rl.data import DataError
 from zerosearch_rl.llm.base import ChatLLM, Completion, Sampling
 from zerosearch_rl.reward import cover_em
 from zerosearch_rl.search.base import SearchError
@@ -114,7 +115,7 @@ def score_simulator(records: Sequence[SearchRecord], llm: ChatLLM, model: str = 
                     sampling: Sampling | None = None, batch_size: int = 8, show_progress: bool = True) -> ScoreReport:
     """Score ``llm`` as a ``simulate_sft`` engine on held-out ``records``, beside the real engine's pages."""
     if not records:
-        raise ValueError("no held-out pages to score on")
+        raise DataError("no held-out pages to score on: set sim.heldout_share above 0 and rerun `zerosearch sim label`")
     sampling = sampling or Sampling(temperature=0.0, max_new_tokens=600)
     start = time.perf_counter()
     answers = [r.answers for r in records]
