@@ -135,3 +135,19 @@ def test_a_tuned_simulator_writes_useful_or_noisy_pages_on_request(tmp_path):
     pages = build_backend(cfg).search([request, SearchRequest(**{**request.__dict__, "noisy": True})])
     texts = [" ".join(d.text for d in page) for page in pages]
     assert "Marlow" in texts[0] and "Marlow" not in texts[1] and "Brightwater" in texts[1]
+
+
+def test_lora_training_saves_a_plain_merged_model(tmp_path, mini_chain):
+    from dataclasses import replace
+
+    from transformers import AutoModelForCausalLM
+
+    base = save_base(tmp_path / "base")
+    out = train_simulator(mini_chain / "sft.jsonl", str(base), tmp_path / "sim",
+                          replace(FAST, lora_rank=4, lora_alpha=8), show_progress=False)
+    assert not (out / "adapter_config.json").exists() and (out / "config.json").is_file()
+    tuned = AutoModelForCausalLM.from_pretrained(out).state_dict()
+    start = AutoModelForCausalLM.from_pretrained(base).state_dict()
+    assert set(tuned) == set(start)  # no lora_A / lora_B left: the adapters are merged into the weights
+    changed = {k for k in start if not torch.equal(start[k], tuned[k])}
+    assert changed and all(k.split(".")[-2] in ("q_proj", "k_proj", "v_proj", "o_proj") for k in changed)

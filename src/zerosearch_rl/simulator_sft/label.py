@@ -184,7 +184,7 @@ def label_records(records_path: str | Path, out_path: str | Path, judge: Judge, 
                 else:
                     labelled.append(r.labelled("useful" if verdict else "noisy", judge.name))
             bar.update(task, advance=len(batch))
-    judged = dict(Counter(r.label for r in labelled))
+    judged = dict(Counter(str(r.label) for r in labelled))
     if balance_classes:
         missing = [k for k in ("useful", "noisy") if not judged.get(k)]
         if missing:
@@ -192,5 +192,5 @@ def label_records(records_path: str | Path, out_path: str | Path, judge: Judge, 
                             f"the classes cannot be balanced (collect more varied searches, or set sim.balance=false)")
         labelled = balance(labelled, seed)
     write_records(labelled, out_path)
-    return LabelReport(Path(out_path), judge.name, judged, dict(Counter(r.label for r in labelled)),
+    return LabelReport(Path(out_path), judge.name, judged, dict(Counter(str(r.label) for r in labelled)),
                        len(records) - len(pages), no_verdict, time.perf_counter() - start)
