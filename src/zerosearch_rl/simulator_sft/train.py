@@ -44,10 +44,14 @@ def build_sft_trainer(sft_path: str | Path, base_model: str, work_dir: str | Pat
                           "or smollm2-135m-instruct)")
     rows = read_sft_set(sft_path)  # bad data fails before the heavy imports below
 
-    import datasets
+    try:
+        import datasets
+        from datasets import Dataset
+        from trl import SFTConfig, SFTTrainer
+    except ImportError as exc:
+        raise ImportError(f"sim train needs TRL and datasets ({exc.name} is missing): "
+                          f"pip install 'zerosearch-rl[sim]'") from exc
     import torch
-    from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
 
     from zerosearch_rl.llm.hf import resolve_device
     from zerosearch_rl.policy import load_policy
