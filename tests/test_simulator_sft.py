@@ -31,7 +31,7 @@ from zerosearch_rl.simulator_sft import (
 from zerosearch_rl.simulator_sft.label import balance
 from zerosearch_rl.simulator_sft.records import write_records
 from zerosearch_rl.tiny_models import byte_tokenizer
-from zerosearch_rl.types import QAExample, SearchRequest
+from zerosearch_rl.types import Document, QAExample, SearchRequest
 
 SUBS = {"country-0": ["Where was Ada Kowalski born?", "Which country is Marlow in?"],
         "founded-1": ["Which company does Dario Benn work for?", "When was Northgate Rail founded?"]}
@@ -117,6 +117,30 @@ def test_corrupt_line_in_the_middle_is_an_error_not_truncated(tmp_path, engine):
     path.write_text(f"{lines[0]}\n{{broken\n{lines[2]}\n")
     with pytest.raises(DataError, match=r"s\.jsonl: row 2: not valid JSON"):
         collect_searches(examples(), ScriptedCollector(), engine, path, show_progress=False)
+
+
+class PatchyEngine:
+    """Fails on queries mentioning Marlow (as FailSoftBackend reports it), finds nothing for Veland."""
+
+    name = "patchy"
+
+    def search(self, requests):
+        from zerosearch_rl.search.base import failure_document
+
+        return [[failure_document("timeout")] if "Marlow" in r.query else [] if "Veland" in r.query
+                else [Document("d", "", f"about {r.query}")] for r in requests]
+
+
+def test_failed_searches_are_not_recorded_but_retried_and_empty_pages_are_recorded(tmp_path):
+    ex = QAExample("q", "Who lives in Marlow?", ("x",), metadata={"sub_questions": ["Where is Veland?", "Who?"]})
+    report = collect_searches([ex], ScriptedCollector(), PatchyEngine(), tmp_path / "s.jsonl", show_progress=False)
+    records = read_records(tmp_path / "s.jsonl")
+    assert [(r.id, len(r.documents), r.searches) for r in records] == [("q/1", 0, 3), ("q/2", 1, 3)]
+    assert (report.failed_searches, report.empty_pages, report.written) == (1, 1, 2)
+    assert "1 empty pages, 1 failed searches not recorded (a rerun retries them)" in report.summary()
+    rerun = collect_searches([ex], ScriptedCollector(), BM25Backend(asset("mini_corpus.jsonl")), tmp_path / "s.jsonl",
+                             show_progress=False)
+    assert rerun.written == 1 and [r.id for r in read_records(tmp_path / "s.jsonl")] == ["q/1", "q/2", "q/0"]
 
 
 class ScriptedPolicy:

@@ -151,7 +151,7 @@ class CollectReport:
     skipped_units: int  # already complete on disk
     written: int  # records written by this run
     resumed: int  # records found on disk when the run started
-    failed_searches: int  # engine failures (on_error=document): not recorded
+    failed_searches: int  # engine failures (on_error=document): not recorded, their unit stays incomplete
     empty_pages: int  # searches that found no document (recorded; `sim label` leaves them out)
     units_without_search: int
     seconds: float
@@ -159,7 +159,8 @@ class CollectReport:
     def summary(self) -> str:
         return (f"{self.collector} collector on {self.engine}: {self.written} records written, {self.resumed} "
                 f"already on disk ({self.skipped_units} of {self.units} units complete before this run); "
-                f"{self.empty_pages} empty pages, {self.failed_searches} failed searches not recorded, "
+                f"{self.empty_pages} empty pages, {self.failed_searches} failed searches not recorded (a rerun "
+                f"retries them), "
                 f"{self.units_without_search} units made no search; {self.seconds:.1f} s -> {self.path}")
 
 
@@ -168,7 +169,7 @@ def _records(unit: CollectedUnit, collector: str, engine: str) -> tuple[list[Sea
     ex = unit.example
     records = [SearchRecord(id=f"{unit.unit}/{s.turn}", unit=unit.unit, example_id=ex.id, question=ex.question,
                             answers=ex.answers, query=s.query, turn=s.turn, documents=s.documents,
-                            searches=len(ok), final_answer=unit.final_answer, score=unit.score,
+                            searches=len(unit.searches), final_answer=unit.final_answer, score=unit.score,
                             collector=collector, engine=engine) for s in ok]
     return records, len(unit.searches) - len(ok)
 
