@@ -12,7 +12,9 @@ returns one ``CollectedUnit`` (a trajectory: its searches, final answer and scor
 
 ``collect_searches`` writes the records one by one (``RecordWriter``), so an interrupted collection
 resumes where it stopped: units whose searches are all on disk are skipped, the others are collected
-again and only their missing records written.
+again and only their missing records written. A trajectory that made no search leaves nothing on disk,
+so a rerun rolls it out again; a policy sampled afresh may then search differently, and the records of
+a unit cut short can mix two samples of the same question (never duplicates: ids are unique).
 """
 
 from __future__ import annotations
@@ -191,7 +193,7 @@ def collect_searches(examples: Sequence[QAExample], collector: Collector, engine
                 for unit in collector.run(batch, engine):
                     records, n_failed = _records(unit, collector.name, engine.name)
                     failed += n_failed
-                    no_search += not records
+                    no_search += not unit.searches
                     for r in records:
                         if writer.append(r):
                             empty += not r.documents
