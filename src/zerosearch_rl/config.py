@@ -263,10 +263,74 @@ class EvalConfig(_Section):
     output_dir: str = _f("runs/eval", "Where traces, summary.json, the table and the chart go.")
 
 
+@dataclass(frozen=True)
+class SimConfig(_Section):
+    """``zerosearch sim``: collect searches against a real engine, label them, fine-tune a simulator, score it."""
+
+    section: ClassVar[str] = "sim"
+    collector: Literal["scripted", "policy"] = _f(
+        "scripted", "Who issues the searches: scripted (the question, then each of metadata['sub_questions']) "
+                    "or policy (model.policy rolled out with the rollout settings).")
+    engine: Backend = _f("bm25", "The real engine the searches go to (its documents become the training targets).")
+    samples_per_question: int = _f(1, "collector=policy: trajectories per training question.", ge=1)
+    batch_size: int = _f(8, "Questions collected (or pages scored) per batch.", ge=1)
+    records_path: str = _f("runs/sim/searches.jsonl", "Collected searches (JSONL, appended; a rerun resumes).")
+    labelled_path: str = _f("runs/sim/labelled.jsonl", "Searches with their useful/noisy label (JSONL).")
+    judge: Literal["answer_in_docs", "outcome", "llm"] = _f(
+        "answer_in_docs", "Labels a page useful or noisy: answer_in_docs (a normalized gold answer occurs in a "
+                          "document), outcome (the trajectory answered correctly), llm (a judge model is asked "
+                          "whether the documents suffice to answer).")
+    outcome_min_score: float = _f(1.0, "judge=outcome: a trajectory whose F1 reaches this answered correctly.",
+                                  ge=0.0, le=1.0)
+    judge_base_urls: tuple[str, ...] = _f((), "judge=llm: OpenAI-compatible base URLs (ending in /v1), tried in order.")
+    judge_model: str = _f("", "judge=llm: served model name (empty = the first listed by /v1/models).")
+    judge_api_key_env: str = _f("", "judge=llm: environment variable holding the API key (never logged).")
+    judge_concurrency: int = _f(16, "judge=llm: requests in flight at once.", ge=1)
+    judge_timeout_s: float = _f(60.0, "judge=llm: seconds before one request is abandoned.", gt=0.0)
+    judge_max_retries: int = _f(3, "judge=llm: retries per request, with exponential backoff.", ge=0)
+    judge_backoff_s: float = _f(0.5, "judge=llm: first backoff delay; doubles after each retry.", ge=0.0)
+    judge_max_new_tokens: int = _f(8, "judge=llm: tokens of the verdict (it must start with yes or no).", ge=1)
+    balance: bool = _f(True, "Keep as many useful as noisy pages (the larger class is subsampled, seeded).")
+    seed: int = _f(0, "Seeds balancing, the held-out split and fine-tuning.")
+    sft_path: str = _f("runs/sim/sft.jsonl", "The SFT set: JSONL of {prompt, completion, label, ...}.")
+    heldout_path: str = _f("runs/sim/heldout.jsonl", "Held-out labelled pairs for `sim score` (their questions "
+                                                     "never appear in the SFT set).")
+    heldout_share: float = _f(0.2, "Share of questions held out for scoring (below 1).", ge=0.0, le=1.0)
+    base_model: str = _f("", "Model to fine-tune: a local directory, tiny-random, or smollm2-135m-instruct.")
+    lr: float = _f(1e-5, "Fine-tuning learning rate.", gt=0.0)
+    epochs: float = _f(3.0, "Passes over the SFT set.", gt=0.0)
+    train_batch_size: int = _f(8, "Examples per optimizer step (per device, before accumulation).", ge=1)
+    grad_accum: int = _f(1, "Gradient accumulation steps.", ge=1)
+    max_length: int = _f(1024, "Tokens of prompt + completion; longer examples are cut at the end.", ge=8)
+    lora_rank: int = _f(0, "LoRA rank through peft; 0 = full fine-tuning. LoRA weights are merged on save.", ge=0)
+    lora_alpha: int = _f(16, "LoRA scaling numerator.", gt=0)
+    lora_dropout: float = _f(0.0, "Dropout on the LoRA branch.", ge=0.0, le=1.0)
+    lora_target_modules: tuple[str, ...] = _f(
+        ("q_proj", "k_proj", "v_proj", "o_proj"), "Module names that receive LoRA adapters.")
+    gradient_checkpointing: bool = _f(False, "Recompute activations in backward on GPU (always off on CPU, where "
+                                             "it only costs time).")
+    device: Literal["auto", "cpu", "cuda"] = _f("auto", "auto = cuda when available, else cpu.")
+    output_dir: str = _f("runs/sim/model", "Where the fine-tuned simulator is saved (a plain Hugging Face model "
+                                           "folder: simulator.model for backend simulate_sft).")
+    score_model: str = _f("", "Simulator scored by `sim score` (with simulator.client); empty = output_dir.")
+    score_limit: int | None = _f(None, "Score at most this many held-out pairs (null = all).", gt=0)
+    score_temperature: float = _f(0.0, "Sampling temperature while scoring (0 = greedy, repeatable).", ge=0.0)
+    score_max_new_tokens: int = _f(600, "Tokens per simulated result page while scoring.", ge=1)
+    score_dir: str = _f("runs/sim/score", "Where score.json, score.md and score.png go.")
+
+    def validate(self) -> None:
+        if self.heldout_share >= 1.0:
+            raise ConfigError(f"sim.heldout_share must be below 1 (some questions must remain for training), "
+                              f"got {self.heldout_share}")
+        if self.engine in ("simulate_prompt", "simulate_sft"):
+            raise ConfigError(f"sim.engine must be a real engine (bm25, dense, remote, serpapi, ...), "
+                              f"got {self.engine!r}")
+
+
 SECTIONS: dict[str, type[_Section]] = {
     cls.section: cls
     for cls in (ModelConfig, DataConfig, RolloutConfig, SearchConfig, ServeConfig, SimulatorConfig, CurriculumConfig,
-                AlgorithmConfig, TrainerConfig, EvalConfig)
+                AlgorithmConfig, TrainerConfig, EvalConfig, SimConfig)
 }
 
 
@@ -284,6 +348,7 @@ class Config:
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    sim: SimConfig = field(default_factory=SimConfig)
 
     def __post_init__(self) -> None:
         if self.algorithm.advantage in ("grpo", "rloo") and self.rollout.n_samples < 2:

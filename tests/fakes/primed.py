@@ -9,6 +9,7 @@ otherwise) give samples whose rewards are 0 or 1, which is all a trainer test ne
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
@@ -25,13 +26,13 @@ from zerosearch_rl.tiny_models import SPECIAL_TOKENS, tiny_llama
 TOWNS = ("Marlow", "Eldham", "Sable Bay", "Harrowgate", "Quenby", "Fennick")
 
 
-def world_tokenizer() -> PreTrainedTokenizerFast:
-    """Word-level tokenizer trained on the demo world's prompts, corpus and protocol text."""
+def world_tokenizer(extra_texts: Sequence[str] = ()) -> PreTrainedTokenizerFast:
+    """Word-level tokenizer trained on the demo world's prompts, corpus and protocol text (and ``extra_texts``)."""
     examples = load_examples(asset("mini_qa.jsonl"))
     texts = [build_prompt(e.question, None, "base") for e in examples]
     texts += [f"{d.title} {d.text}" for d in read_corpus(asset("mini_corpus.jsonl")).documents]
     texts += [INVALID_ACTION_FEEDBACK, "Doc 1 2 3 4 5 (Title: ) No documents were found.",
-              "Result Text about The answer to"]
+              "Result Text about The answer to", *extra_texts]
     tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
     tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
