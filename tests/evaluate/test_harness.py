@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from tests.evaluate.scripted import ScriptedGenerator, answer_by_question, examples
+
 from zerosearch_rl.config import ConfigError, load_config
 from zerosearch_rl.data import DataError
 from zerosearch_rl.evaluate import evaluate, get_method

@@ -98,7 +98,7 @@ def summarize(traces: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str,
     out: dict[str, dict[str, dict[str, float]]] = {}
     for method, by_source in groups.items():
         out[method] = {}
-        for source in sorted(s for s in by_source if s != OVERALL) + [OVERALL]:
+        for source in [*sorted(s for s in by_source if s != OVERALL), OVERALL]:
             rows = by_source[source]
             out[method][source] = {m: mean(r[m] for r in rows) for m in ITEM_METRICS} | {"n": float(len(rows))}
     return out
