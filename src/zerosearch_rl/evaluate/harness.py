@@ -232,3 +232,34 @@ class _progress:
     def __exit__(self, *exc: object) -> None:
         if self.enabled:
             self.bar.stop()
+
+
+def evaluate_config(cfg: Config, *, fresh: bool = False, progress: bool = True) -> EvalReport:
+    """``zerosearch eval``: the questions of ``data.eval_files``, the policy and engine of ``cfg``, every
+    method of ``eval.methods``, written to ``eval.output_dir``. The engine is built only when a method
+    searches (direct and cot alone need none)."""
+    from zerosearch_rl.data import load_examples
+    from zerosearch_rl.evaluate.policies import load_eval_policy
+    from zerosearch_rl.search import build_backend
+
+    if not cfg.data.eval_files:
+        raise ConfigError("no questions: set data.eval_files (ZeroSearch parquet or JSONL files)")
+    examples = load_examples(cfg.data.eval_files, cfg.data.sources, cfg.eval.limit)
+    methods = [get_method(m) for m in cfg.eval.methods]
+    backend: SearchBackend = build_backend(cfg) if any(m.searches for m in methods) else NoSearch()
+    policy = load_eval_policy(cfg)
+    try:
+        return evaluate(policy.generator, policy.tokenizer, backend, examples, cfg.eval.methods, cfg,
+                        cfg.eval.output_dir, name=cfg.eval.name or policy.label, fresh=fresh, progress=progress)
+    finally:
+        policy.close()
+        backend.close()
+
+
+class NoSearch(CountingBackend):
+    """The engine of an evaluation whose methods never search; a search would be a bug."""
+
+    name = "none"
+
+    def search(self, requests: Sequence[SearchRequest]) -> list[list[Document]]:
+        raise RuntimeError("no search engine was built: no method of this evaluation searches")

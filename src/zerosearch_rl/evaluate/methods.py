@@ -53,6 +53,7 @@ class Method(Protocol):
     """Answers a batch of questions; one trajectory per example, in order."""
 
     name: str
+    searches: bool  # whether it needs a search engine
 
     def run(self, ctx: EvalContext, examples: Sequence[QAExample]) -> list[Trajectory]: ...
 
@@ -66,6 +67,7 @@ class OneTurn:
 
     name: ClassVar[str]
     template: ClassVar[str]
+    searches = False
 
     def documents(self, ctx: EvalContext, examples: Sequence[QAExample]) -> list[list[Document]] | None:
         """Documents to put in each prompt (``None``: the template has no documents)."""
@@ -115,6 +117,7 @@ class Rag(OneTurn):
 
     name = "rag"
     template = RAG_TEMPLATE
+    searches = True
 
     def documents(self, ctx: EvalContext, examples: Sequence[QAExample]) -> list[list[Document]] | None:
         return ctx.backend.search([SearchRequest(query=ex.question, question=ex.question, answers=ex.answers,
@@ -126,6 +129,7 @@ class Agent:
 
     name = "agent"
     forced = False
+    searches = True
 
     def run(self, ctx: EvalContext, examples: Sequence[QAExample]) -> list[Trajectory]:
         rollout = Rollout(ctx.tokenizer, ctx.backend, ctx.rollout, ctx.seed, ctx.prompt_style)
