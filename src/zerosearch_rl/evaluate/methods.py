@@ -121,7 +121,7 @@ class Rag(OneTurn):
 
     def documents(self, ctx: EvalContext, examples: Sequence[QAExample]) -> list[list[Document]] | None:
         return ctx.backend.search([SearchRequest(query=ex.question, question=ex.question, answers=ex.answers,
-                                                 sample_id=_sample_id(ex)) for ex in examples])
+                                                 sample_id=_sample_id(ex), turn=-1) for ex in examples])
 
 
 class Agent:
