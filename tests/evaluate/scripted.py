@@ -35,7 +35,7 @@ ITEMS = (
     ("q2", "nq", "Capital of Portugal?", ("Lisbon",), "<answer> the city of Lisbon </answer>"),
     ("q3", "nq", "Capital of Peru?", ("Lima",), "<answer> Quito </answer>"),
     ("q4", "hotpotqa", "Who found radium?", ("Marie Curie",), "<answer> Curie </answer>"),
-    ("q5", "hotpotqa", "Year of the moon landing?", ("1969",), "I do not know"),
+    ("q5", "hotpotqa", "Year of the moon landing?", ("1969",), "It was 1969, I think."),
 )
 
 

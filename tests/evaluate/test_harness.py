@@ -26,11 +26,13 @@ def test_direct_scores_per_source_and_overall(tmp_path):
     assert r["nq"]["exact_match"] == pytest.approx(1 / 3)
     assert r["nq"]["cover_em"] == pytest.approx(2 / 3)
     assert r["nq"]["f1"] == pytest.approx((1 + 0.5 + 0) / 3)
-    # hotpotqa: "Curie" vs "Marie Curie" (F1 2*(1*0.5)/1.5 = 2/3), no answer at all (0, format invalid)
+    # hotpotqa: "Curie" vs "Marie Curie" (F1 2*(1*0.5)/1.5 = 2/3), an untagged reply (no answer: 0, format invalid)
     assert r["hotpotqa"]["exact_match"] == 0.0
     assert r["hotpotqa"]["f1"] == pytest.approx(1 / 3)
     assert r["hotpotqa"]["format_valid"] == 0.5
     assert r["hotpotqa"]["answered"] == 0.5
+    # ... though that untagged reply holds the gold year: only response_cover_em sees it
+    assert r["hotpotqa"]["response_cover_em"] == 0.5 and r["hotpotqa"]["cover_em"] == 0.0
     # overall weighs each of the 5 questions once
     assert r["overall"]["exact_match"] == pytest.approx(1 / 5)
     assert r["overall"]["f1"] == pytest.approx((1 + 0.5 + 0 + 2 / 3 + 0) / 5)

@@ -9,6 +9,8 @@ results (model, engine, prompts, sampling) is refused instead of mixing two runs
 Scores per item (``ITEM_METRICS``), all on the response only: strict ``exact_match`` and ``cover_em``
 (gold is a substring of the answer) of ``reward``, SQuAD ``f1``, ``format_valid`` (``check_format``),
 ``answered``, ``searches``, ``answer_words`` and ``generated_tokens`` (tokens the model sampled).
+``response_cover_em`` is cover-EM of the model's whole text (documents removed), whether or not it used
+the answer tags: small models often answer in prose, and this shows whether they knew the answer.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from zerosearch_rl.evaluate.report import (
 )
 from zerosearch_rl.generation import TokenGenerator
 from zerosearch_rl.llm.base import Sampling
-from zerosearch_rl.reward import check_format, cover_em, exact_match, extract_answer, f1
+from zerosearch_rl.reward import check_format, cover_em, exact_match, extract_answer, f1, without_information
 from zerosearch_rl.search.base import CountingBackend, SearchBackend
 from zerosearch_rl.types import Document, QAExample, SearchRequest, Trajectory
 
@@ -79,7 +81,8 @@ def item_trace(method: str, ex: QAExample, traj: Trajectory, searches: list[dict
     scored = answer or ""
     scores = {
         "exact_match": exact_match(scored, ex.answers), "cover_em": cover_em(scored, ex.answers),
-        "f1": f1(scored, ex.answers), "format_valid": float(check_format(response).valid),
+        "f1": f1(scored, ex.answers), "response_cover_em": cover_em(without_information(response), ex.answers),
+        "format_valid": float(check_format(response).valid),
         "answered": float(answer is not None), "searches": traj.metrics.get("searches", 0.0),
         "answer_words": float(len(scored.split())), "generated_tokens": traj.metrics.get("policy_tokens", 0.0),
     }
