@@ -47,8 +47,12 @@ def load_eval_policy(cfg: Config) -> EvalPolicy:
         client = OpenAICompletionsClient(e.policy_urls, e.policy_model, api_key_env=e.policy_api_key_env,
                                          concurrency=e.policy_concurrency, timeout_s=e.policy_timeout_s,
                                          retry=RetryPolicy(max_retries=e.policy_max_retries))
-        return EvalPolicy(CompletionsGenerator(client, tokenizer), tokenizer,
-                          e.policy_model or m.policy or e.policy_urls[0])
+        try:
+            label = client.model_name()  # fails here, before any work, when no server answers
+        except BaseException:
+            client.close()
+            raise
+        return EvalPolicy(CompletionsGenerator(client, tokenizer), tokenizer, label)
     if not m.policy:
         raise ConfigError("no policy to evaluate: set model.policy (a local folder, tiny-random, "
                           "smollm2-135m-instruct) or eval.policy_urls")

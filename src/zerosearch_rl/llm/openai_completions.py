@@ -29,6 +29,10 @@ class OpenAICompletionsClient(OpenAIChatClient):
 
     endpoint = "completions"
 
+    def model_name(self) -> str:
+        """The served model's name (looked up in ``/models`` when not given); ``EndpointError`` if no server answers."""
+        return self._submit(self._model_name()).result()
+
     def _payload(self, message: str) -> dict[str, Any]:
         return {"prompt": message, "stop": list(STOP_STRINGS)}
 
