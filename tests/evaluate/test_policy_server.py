@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
 from tests.evaluate.scripted import examples
 from tests.fakes.openai_server import FakeOpenAIServer, unused_base_url
+
 from zerosearch_rl.config import load_config
 from zerosearch_rl.data import write_jsonl
 from zerosearch_rl.evaluate.harness import evaluate_config
@@ -34,7 +34,8 @@ def _cfg(tmp_path, urls, *extra):
     data = write_jsonl(examples()[:2], tmp_path / "qa.jsonl")
     return load_config(None, [f"eval.policy_urls={urls}", f"model.tokenizer={tok_dir}", f"data.eval_files=[{data}]",
                               "search.backend=fake", "search.topk=1", "model.prompt_style=base",
-                              f"eval.output_dir={tmp_path / 'run'}", "eval.methods=[agent]", "eval.policy_max_retries=1",
+                              f"eval.output_dir={tmp_path / 'run'}", "eval.methods=[agent]",
+                              "eval.policy_max_retries=1",
                               *extra])
 
 
