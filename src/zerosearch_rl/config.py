@@ -268,6 +268,9 @@ class EvalConfig(_Section):
     seed: int = _f(0, "Seed of sampling (temperature > 0).")
     answer_max_new_tokens: int = _f(64, "New tokens of the one-turn methods (direct, cot, rag); agent turns use "
                                         "rollout.max_new_tokens.", ge=1)
+    threads: int = _f(0, "torch CPU threads while evaluating in process; 0 = torch's default (one per core). On a "
+                         "busy shared CPU, 1 is far faster: threads that wait for each other stall every small "
+                         "decoding step.", ge=0)
     name: str = _f("", "Label of this run in tables and `eval compare` (empty = the model's name).")
     output_dir: str = _f("runs/eval", "Where traces.jsonl, summary.json, table.md and chart.png go. A run found "
                                       "there with the same config is resumed: finished items are kept.")

@@ -44,7 +44,7 @@ from zerosearch_rl.types import Document, QAExample, SearchRequest, Trajectory
 
 # Settings that do not change any item's result: a resumed run may differ in these.
 _FREE_SETTINGS = {("eval", "batch_size"), ("eval", "limit"), ("eval", "methods"), ("eval", "output_dir"),
-                  ("eval", "name"), ("data", "limit"), ("eval", "policy_concurrency"),
+                  ("eval", "name"), ("eval", "threads"), ("data", "limit"), ("eval", "policy_concurrency"),
                   ("eval", "policy_timeout_s"), ("eval", "policy_max_retries")}
 
 
@@ -249,6 +249,10 @@ def evaluate_config(cfg: Config, *, fresh: bool = False, progress: bool = True) 
         raise ConfigError("no questions: set data.eval_files (ZeroSearch parquet or JSONL files)")
     examples = load_examples(cfg.data.eval_files, cfg.data.sources, cfg.eval.limit)
     methods = [get_method(m) for m in cfg.eval.methods]
+    if cfg.eval.threads:
+        import torch
+
+        torch.set_num_threads(cfg.eval.threads)
     backend: SearchBackend = build_backend(cfg) if any(m.searches for m in methods) else NoSearch()
     policy = load_eval_policy(cfg)
     try:
