@@ -37,7 +37,7 @@ def test_direct_scores_per_source_and_overall(tmp_path):
     assert r["overall"]["exact_match"] == pytest.approx(1 / 5)
     assert r["overall"]["f1"] == pytest.approx((1 + 0.5 + 0 + 2 / 3 + 0) / 5)
     assert r["overall"]["n"] == 5
-    assert r["nq"]["searches"] == 0.0
+    assert r["nq"]["searches"] == 0.0 and r["overall"]["answer_in_documents"] == 0.0
     assert r["nq"]["answer_words"] == pytest.approx((1 + 4 + 1) / 3)
     # 5 questions in batches of 2: the partial last batch is run too
     assert gen.batches == [2, 2, 1]
@@ -73,6 +73,8 @@ def test_rag_and_agent_record_documents_and_searches(tmp_path):
     assert report.results["agent_forced"]["overall"]["searches"] == 1.0
     assert report.results["agent"]["overall"]["searches"] == 1.0
     assert report.results["rag"]["overall"]["exact_match"] == 0.5  # Paris right, "the city of Lisbon" not
+    # FakeBackend's first document states the answer for the question it is told, whatever the query
+    assert report.results["rag"]["overall"]["answer_in_documents"] == 1.0
 
 
 def test_resume_skips_written_items_and_tolerates_a_cut_last_line(tmp_path):

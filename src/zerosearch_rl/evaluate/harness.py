@@ -11,6 +11,8 @@ Scores per item (``ITEM_METRICS``), all on the response only: strict ``exact_mat
 ``answered``, ``searches``, ``answer_words`` and ``generated_tokens`` (tokens the model sampled).
 ``response_cover_em`` is cover-EM of the model's whole text (documents removed), whether or not it used
 the answer tags: small models often answer in prose, and this shows whether they knew the answer.
+``answer_in_documents`` is whether any document the engine returned contains a gold answer (cover-EM):
+the engine's share of the work, whatever the model made of it.
 """
 
 from __future__ import annotations
@@ -82,6 +84,8 @@ def item_trace(method: str, ex: QAExample, traj: Trajectory, searches: list[dict
     scores = {
         "exact_match": exact_match(scored, ex.answers), "cover_em": cover_em(scored, ex.answers),
         "f1": f1(scored, ex.answers), "response_cover_em": cover_em(without_information(response), ex.answers),
+        "answer_in_documents": float(any(cover_em(f"{d['title']} {d['text']}", ex.answers)
+                                         for page in searches for d in page["documents"])),
         "format_valid": float(check_format(response).valid),
         "answered": float(answer is not None), "searches": traj.metrics.get("searches", 0.0),
         "answer_words": float(len(scored.split())), "generated_tokens": traj.metrics.get("policy_tokens", 0.0),

@@ -31,11 +31,12 @@ CHART_FILE = "chart.png"
 #: The column of every question together (each question weighs the same).
 OVERALL = "overall"
 AVERAGE = "average"
-RATES = ("exact_match", "cover_em", "f1", "response_cover_em", "format_valid", "answered")
+RATES = ("exact_match", "cover_em", "f1", "response_cover_em", "answer_in_documents", "format_valid",
+         "answered")
 TABLE_METRICS = ("exact_match", "cover_em", "f1")
 #: Every per-item score, in the order tables show them.
-ITEM_METRICS = ("exact_match", "cover_em", "f1", "response_cover_em", "format_valid", "answered", "searches",
-                "answer_words", "generated_tokens")
+ITEM_METRICS = ("exact_match", "cover_em", "f1", "response_cover_em", "answer_in_documents", "format_valid",
+                "answered", "searches", "answer_words", "generated_tokens")
 
 
 # ---------------------------------------------------------------- files
