@@ -48,3 +48,16 @@ def test_missing_package_names_the_install_line(tmp_path, monkeypatch):
     monkeypatch.setattr(packaged_data, "_package_dir", lambda name: None)
     with pytest.raises(DataError, match="ships in the PyPI package fanoutqa: pip install --no-deps fanoutqa"):
         packaged_data.convert_fanoutqa(tmp_path)
+
+
+def test_the_cpu_preset_reads_what_the_converter_writes():
+    from pathlib import Path
+
+    from zerosearch_rl.config import load_config
+
+    cfg = load_config("configs/eval_cpu_fanoutqa.yaml")
+    folder = Path("data/fanoutqa")
+    assert [Path(f) for f in cfg.data.eval_files] == [folder / f"{packaged_data.SINGLE_HOP}.jsonl",
+                                                      folder / f"{packaged_data.MULTI_HOP}.jsonl"]
+    assert Path(cfg.search.corpus) == folder / packaged_data.CORPUS_FILE
+    assert cfg.model.policy == "smollm2-135m-instruct" and cfg.search.backend == "bm25"
