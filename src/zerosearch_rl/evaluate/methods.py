@@ -52,8 +52,8 @@ class EvalContext:
 class Method(Protocol):
     """Answers a batch of questions; one trajectory per example, in order."""
 
-    name: str
-    searches: bool  # whether it needs a search engine
+    name: ClassVar[str]
+    searches: ClassVar[bool]  # whether it needs a search engine
 
     def run(self, ctx: EvalContext, examples: Sequence[QAExample]) -> list[Trajectory]: ...
 
@@ -67,7 +67,7 @@ class OneTurn:
 
     name: ClassVar[str]
     template: ClassVar[str]
-    searches = False
+    searches: ClassVar[bool] = False
 
     def documents(self, ctx: EvalContext, examples: Sequence[QAExample]) -> list[list[Document]] | None:
         """Documents to put in each prompt (``None``: the template has no documents)."""
@@ -127,9 +127,9 @@ class Rag(OneTurn):
 class Agent:
     """The training protocol, driven by ``Rollout`` (greedy by default, noise-free searches)."""
 
-    name = "agent"
-    forced = False
-    searches = True
+    name: ClassVar[str] = "agent"
+    forced: ClassVar[bool] = False
+    searches: ClassVar[bool] = True
 
     def run(self, ctx: EvalContext, examples: Sequence[QAExample]) -> list[Trajectory]:
         rollout = Rollout(ctx.tokenizer, ctx.backend, ctx.rollout, ctx.seed, ctx.prompt_style)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from zerosearch_rl.generation import Generated
+from zerosearch_rl.generation import Finish, Generated
 from zerosearch_rl.llm.base import Sampling
 from zerosearch_rl.llm.openai_http import OpenAIChatClient
 from zerosearch_rl.net import EndpointError
@@ -78,7 +78,7 @@ class CompletionsGenerator:
                     raise EndpointError(done.error or "policy server: no reply")
                 text, stopped = restore_stop(done.text)
                 ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])[:budget]
-                finish = "stop" if stopped else "length" if done.completion_tokens >= budget else "eos"
+                finish: Finish = "stop" if stopped else "length" if done.completion_tokens >= budget else "eos"
                 out[i] = Generated(ids, [0.0] * len(ids), finish)
         return [g for g in out if g is not None]
 
