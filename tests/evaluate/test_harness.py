@@ -95,6 +95,13 @@ def test_resume_skips_written_items_and_tolerates_a_cut_last_line(tmp_path):
     assert all(json.loads(line) for line in path.read_text().splitlines())
 
 
+def test_a_last_row_without_its_newline_is_kept_and_not_glued_to_the_next(tmp_path):
+    path = tmp_path / TRACES_FILE
+    path.write_text('{"method": "direct", "id": "q1"}\n{"method": "direct", "id": "q2"}')
+    assert [r["id"] for r in read_traces(path)] == ["q1", "q2"]
+    assert path.read_text().endswith("}\n")
+
+
 def test_resume_refuses_other_settings_and_fresh_starts_over(tmp_path):
     gen = ScriptedGenerator(answer_by_question)
     evaluate(gen, gen.tokenizer, FakeBackend(), examples()[:2], ["direct"], _cfg(), tmp_path, progress=False)

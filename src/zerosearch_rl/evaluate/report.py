@@ -78,6 +78,10 @@ def read_traces(path: Path) -> list[dict[str, Any]]:
             raise DataError(f"{path}: row {number} repeats method {key[0]!r}, id {key[1]!r}")
         seen.add(key)
         rows.append(row)
+    else:
+        if data and not data.endswith(b"\n"):  # a complete last row whose newline was never written
+            with path.open("ab") as fh:
+                fh.write(b"\n")
     return rows
 
 
