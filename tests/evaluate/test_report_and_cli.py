@@ -36,6 +36,8 @@ def test_compare_has_the_paper_table_shape(tmp_path):
     assert len(lines) == 5
     assert (tmp_path / "cmp.md").read_text().strip() == table
     assert (tmp_path / "cmp.png").stat().st_size > 1000
+    same = compare([tmp_path / "base", tmp_path / "base"], "f1").splitlines()  # one name twice: folders tell
+    assert same[2].startswith("| base (base): direct |")
     with pytest.raises(DataError, match="unknown metric 'accuracy'; valid: exact_match, cover_em, f1"):
         compare([tmp_path / "base"], "accuracy")
     with pytest.raises(DataError, match=r"no summary\.json"):

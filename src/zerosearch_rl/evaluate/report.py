@@ -215,10 +215,12 @@ def compare(run_dirs: Sequence[str | Path], metric: str = "exact_match", out: st
     """Several runs side by side (rows = run: method, columns = sources + average); writes ``out``.md/.png."""
     if metric not in ITEM_METRICS:
         raise DataError(f"unknown metric {metric!r}; valid: {', '.join(ITEM_METRICS)}")
+    runs = [(Path(d), *load_run(d)) for d in run_dirs]
+    names = [name for _, name, _ in runs]
     rows = []
-    for run_dir in run_dirs:
-        name, results = load_run(run_dir)
-        rows += run_rows(name, results, metric)
+    for folder, name, results in runs:
+        label = name if names.count(name) == 1 else f"{name} ({folder.name})"  # same model, several runs
+        rows += run_rows(label, results, metric)
     table = markdown_table(rows, metric)
     if out is not None:
         target = Path(out)
