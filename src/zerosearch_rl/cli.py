@@ -8,7 +8,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from zerosearch_rl import __version__, cli_sim
+from zerosearch_rl import __version__, cli_eval, cli_sim
 from zerosearch_rl.config import BACKENDS, ConfigError, describe_fields, dump_config, load_config
 from zerosearch_rl.data import DataError, load_examples
 from zerosearch_rl.net import EndpointError
@@ -157,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--sources", nargs="*", help="keep only these data sources")
     check.add_argument("--limit", type=int, help="at most this many examples per file")
     check.set_defaults(run=_data_check)
-
+    cli_eval.register_data(data_cmds)
+    cli_eval.register(commands)
     cli_sim.register(commands)
     return parser
 

@@ -252,15 +252,39 @@ class TrainerConfig(_Section):
                 "vLLM, synced after each update; full fine-tuning only), auto = ddp when WORLD_SIZE > 1.")
 
 
+EVAL_METHODS = ("direct", "cot", "rag", "agent", "agent_forced")
+EvalMethod = Literal["direct", "cot", "rag", "agent", "agent_forced"]
+
+
 @dataclass(frozen=True)
 class EvalConfig(_Section):
     section: ClassVar[str] = "eval"
-    methods: tuple[Literal["direct", "cot", "rag", "agent"], ...] = _f(
-        ("agent",), "Methods to run with the same model: direct, cot, rag, agent.")
-    limit: int | None = _f(None, "Evaluate at most this many questions (null = all).", gt=0)
-    batch_size: int = _f(16, "Questions generated together.", ge=1)
+    methods: tuple[EvalMethod, ...] = _f(
+        ("agent",), "Methods to run with the same model: direct (answer at once), cot (think, then answer), rag "
+                    "(search the question once, answer from the top search.topk documents), agent (the multi-turn "
+                    "search protocol), agent_forced (agent whose first action is a search of the question).")
+    limit: int | None = _f(None, "Evaluate at most this many questions per data file (null = all).", gt=0)
+    batch_size: int = _f(16, "Questions generated together (the traces file is appended after each batch).", ge=1)
     temperature: float = _f(0.0, "Sampling temperature (0 = greedy).", ge=0.0)
-    output_dir: str = _f("runs/eval", "Where traces, summary.json, the table and the chart go.")
+    top_p: float = _f(1.0, "Nucleus sampling mass (with temperature > 0).", gt=0.0, le=1.0)
+    seed: int = _f(0, "Seed of sampling (temperature > 0).")
+    answer_max_new_tokens: int = _f(64, "New tokens of the one-turn methods (direct, cot, rag); agent turns use "
+                                        "rollout.max_new_tokens.", ge=1)
+    threads: int = _f(0, "torch CPU threads while evaluating in process; 0 = torch's default (one per core). On a "
+                         "busy shared CPU, 1 is far faster: threads that wait for each other stall every small "
+                         "decoding step.", ge=0)
+    name: str = _f("", "Label of this run in tables and `eval compare` (empty = the model's name).")
+    output_dir: str = _f("runs/eval", "Where traces.jsonl, summary.json, table.md and chart.png go. A run found "
+                                      "there with the same config is resumed: finished items are kept.")
+    policy_urls: tuple[str, ...] = _f((), "OpenAI-compatible base URLs (ending in /v1) serving the policy through "
+                                          "the completions endpoint; empty = load model.policy in process. The "
+                                          "tokenizer comes from model.tokenizer (or model.policy).")
+    policy_model: str = _f("", "Served model name for policy_urls (empty = the first one listed by /v1/models).")
+    policy_api_key_env: str = _f("", "Environment variable holding the policy server's API key (never logged).")
+    policy_concurrency: int = _f(64, "Policy requests in flight at once against policy_urls.", ge=1)
+    policy_timeout_s: float = _f(120.0, "Seconds before one policy request is abandoned.", gt=0.0)
+    policy_max_retries: int = _f(3, "Retries per policy request, with exponential backoff, across policy_urls.",
+                                 ge=0)
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,12 @@ def build_prompt(question: str, tokenizer: Any = None, style: str = "auto") -> s
     message, rendered by the tokenizer's chat template with the generation prompt appended (for
     instruct models). ``auto``: ``chat`` when the tokenizer has a chat template, else ``base``.
     """
-    text = instruction(question)
+    return render_user_message(instruction(question), tokenizer, style)
+
+
+def render_user_message(text: str, tokenizer: Any = None, style: str = "auto") -> str:
+    """``text`` as the prompt: plain (``base``) or the user message of the tokenizer's chat template
+    with the generation prompt appended (``chat``); ``auto`` picks as ``uses_chat_template`` does."""
     if uses_chat_template(tokenizer, style):
         rendered = tokenizer.apply_chat_template(
             [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True

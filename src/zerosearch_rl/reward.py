@@ -97,14 +97,18 @@ METRICS: dict[str, Callable[[str, Golds], float]] = {
 }
 
 
+def without_information(response: str) -> str:
+    """The response with its ``<information>`` blocks (the engine's words) blanked out: the policy's own text."""
+    return _INFO_BLOCK.sub(" ", response)
+
+
 def extract_answer(response: str) -> str | None:
     """The content of the last complete ``<answer>`` element of the response, stripped.
 
     ``<information>`` blocks are removed first: they are the engine's words, and an ``<answer>``
     tag quoted inside a document is not the policy's answer. ``None`` when there is no answer.
     """
-    visible = _INFO_BLOCK.sub(" ", response)
-    answers = _ANSWER_RE.findall(visible)
+    answers = _ANSWER_RE.findall(without_information(response))
     return answers[-1].strip() if answers else None
 
 

@@ -29,6 +29,7 @@ from zerosearch_rl.llm.base import Sampling
 from zerosearch_rl.protocol import (
     INFORMATION,
     INVALID_ACTION_FEEDBACK,
+    SEARCH,
     build_prompt,
     observation_text,
     parse_action,
@@ -141,6 +142,18 @@ class Rollout:
         ep.bump("failed_searches", float(any(d.id == FAILED_DOCUMENT_ID for d in docs)))
         self._observe(ep, self._encode(observation_text(docs)))
 
+    def force_search(self, ep: Episode, query: str) -> SearchRequest:
+        """Inject ``<search> query </search>`` as if the episode had asked for it; returns the request to run.
+
+        The search text is injected (an observation segment: the policy did not sample it, so it is never
+        trained on) and takes no policy turn. Evaluation uses it for the "forced to search" baseline.
+        """
+        self._append(ep, SegmentKind.OBSERVATION, self._encode(f"<{SEARCH}> {query.strip()} </{SEARCH}>"))
+        ep.bump("searches")
+        ep.bump("forced_searches")
+        return SearchRequest(query=query.strip(), question=ep.traj.question, answers=ep.traj.answers,
+                             noisy=False, sample_id=ep.traj.sample_id, turn=-1)
+
     def _observe(self, ep: Episode, ids: list[int]) -> None:
         room = min(self.cfg.max_obs_tokens, self.cfg.max_response_tokens - ep.response_tokens)
         if len(ids) > room:
@@ -174,6 +187,12 @@ class Rollout:
         """Roll out ``n_samples`` episodes per example, all turns batched across episodes."""
         episodes = [self.start(ex, k, ids) for ex in examples for ids in [self.prompt_ids(ex)]
                     for k in range(n_samples)]
+        return self.run_episodes(generator, episodes, step, noise_p, sampling)
+
+    def run_episodes(self, generator: TokenGenerator, episodes: Sequence[Episode], step: int, noise_p: float,
+                     sampling: Sampling) -> RolloutResult:
+        """Drive already started episodes to their end (``run`` starts them; evaluation may first force a
+        search into some with ``force_search``)."""
         generate_s = search_s = 0.0
         for turn in range(self.cfg.max_turns):
             active = [e for e in episodes if not e.done]

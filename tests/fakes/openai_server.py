@@ -5,11 +5,12 @@
         ...
         assert server.chat_bodies()[0]["messages"][0]["content"] == "hello"
 
-It serves ``GET /v1/models`` and ``POST /v1/chat/completions`` on 127.0.0.1 (ephemeral port), one thread
-per connection (it keeps hundreds of delayed requests in flight at once), and records every request.
-Faults apply to chat completions only, checked in this order: ``hang`` (never answer), ``drop_first``
-(close the connection without replying), ``fail_first`` / ``fail_if`` (HTTP 500), ``malformed_if``
-(a reply without content). Token usage is counted in whitespace-separated words.
+It serves ``GET /v1/models``, ``POST /v1/chat/completions`` and ``POST /v1/completions`` (text, cut at
+``stop``) on 127.0.0.1 (ephemeral port), one thread per connection (it keeps hundreds of delayed requests in
+flight at once), and records every request. Faults apply to completions only, checked in this order:
+``hang`` (never answer), ``drop_first`` (close the connection without replying), ``fail_first`` /
+``fail_if`` (HTTP 500), ``malformed_if`` (a reply without content).
+Token usage is counted in whitespace-separated words.
 
 Leaving the context stops everything: hung and delayed handlers are released, open connections are
 shut, and every handler thread is joined, so no test leaves a thread behind.
@@ -132,7 +133,7 @@ class FakeOpenAIServer:
         """Record a request; for chat completions, return its 0-based arrival index."""
         with self._lock:
             self._requests.append(request)
-            if request.path != "/v1/chat/completions":
+            if request.path not in ("/v1/chat/completions", "/v1/completions"):
                 return -1
             self._chats += 1
             return self._chats - 1
@@ -151,10 +152,18 @@ class FakeOpenAIServer:
             self._stopping.wait(self.delay_s)
         if index < self.drop_first:
             return None
-        message = body["messages"][-1]["content"]
+        completion = "prompt" in body  # POST /v1/completions: plain text in, text out, cut at `stop`
+        message = body["prompt"] if completion else body["messages"][-1]["content"]
         if index < self.fail_first or (self.fail_if is not None and self.fail_if(message)):
             return 500, {"error": {"message": "injected failure", "type": "server_error"}}
         text = None if self.malformed_if is not None and self.malformed_if(message) else self.reply(message)
+        if completion:
+            for stop in body.get("stop") or ():
+                text = text.split(stop)[0] if text is not None else None
+            return 200, {"id": f"cmpl-{index}", "object": "text_completion", "model": body.get("model"),
+                         "choices": [{"index": 0, "text": text, "finish_reason": "stop"}],
+                         "usage": {"prompt_tokens": len(message.split()),
+                                   "completion_tokens": len((text or "").split())}}
         return 200, {
             "id": f"chatcmpl-{index}",
             "object": "chat.completion",

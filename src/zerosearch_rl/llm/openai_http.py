@@ -194,10 +194,20 @@ class OpenAIChatClient:
             raise ValueError("the server lists no model")
         return str(models[0]["id"])
 
+    #: The endpoint under each base URL; subclasses for other endpoints change it with ``_payload``/``_parse``.
+    endpoint = "chat/completions"
+
+    def _payload(self, message: str) -> dict[str, Any]:
+        """The endpoint-specific part of a request body (here: ``message`` as the single user message)."""
+        return {"messages": [{"role": "user", "content": message}]}
+
+    def _parse(self, body: Any) -> tuple[str, int, int]:
+        return _parse_reply(body)
+
     async def _one(self, model: str, message: str, sampling: Sampling) -> Completion:
         payload: dict[str, Any] = {
             "model": model,
-            "messages": [{"role": "user", "content": message}],
+            **self._payload(message),
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
             "max_tokens": sampling.max_new_tokens,
@@ -208,7 +218,8 @@ class OpenAIChatClient:
             start = time.perf_counter()  # latency counts from here: the wait for a free slot is not the server's
             try:
                 text, prompt_tokens, completion_tokens = await call_with_failover(
-                    self.base_urls, lambda url: self._chat(url, payload), self.retry, "chat completion",
+                    self.base_urls, lambda url: self._chat(url, payload), self.retry,
+                    self.endpoint.replace("/", " ").removesuffix("s"),
                     retry_on=_TRANSPORT_ERRORS)
             except EndpointError as exc:
                 return Completion(text=None, error=str(exc), latency_s=time.perf_counter() - start)
@@ -216,8 +227,8 @@ class OpenAIChatClient:
                           latency_s=time.perf_counter() - start)
 
     async def _chat(self, url: str, payload: dict[str, Any]) -> tuple[str, int, int]:
-        async with self._session.post(f"{url}/chat/completions", json=payload, allow_redirects=False,
+        async with self._session.post(f"{url}/{self.endpoint}", json=payload, allow_redirects=False,
                                       **self._proxies[url]) as response:
             body = await response.read()
         check_status(response.status, body)
-        return _parse_reply(json.loads(body))
+        return self._parse(json.loads(body))
