@@ -8,7 +8,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from zerosearch_rl import __version__
+from zerosearch_rl import __version__, cli_world
 from zerosearch_rl.config import BACKENDS, ConfigError, describe_fields, dump_config, load_config
 from zerosearch_rl.data import DataError, load_examples
 from zerosearch_rl.net import EndpointError
@@ -157,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--sources", nargs="*", help="keep only these data sources")
     check.add_argument("--limit", type=int, help="at most this many examples per file")
     check.set_defaults(run=_data_check)
+    cli_world.register(commands)
     return parser
 
 
