@@ -125,3 +125,17 @@ def test_world_build_command_writes_every_file(tmp_path, capsys):
 def test_unknown_size_names_the_valid_ones():
     with pytest.raises(ValueError, match="valid: micro, demo"):
         world_size("huge")
+
+
+def test_policy_chat_template_keeps_only_the_question_line():
+    from zerosearch_rl.protocol import build_prompt as render
+    from zerosearch_rl.search.simulated import SFT_TEMPLATE
+    from zerosearch_rl.world.vocab import SHORT_PROMPT_TEMPLATE
+
+    tok = build_tokenizer(vocabulary_texts(generate_world("micro", seed=3), []))
+    tok.chat_template = SHORT_PROMPT_TEMPLATE
+    question = "Where was Zel Ravley born?"
+    assert render(question, tok, "auto") == f"Question: {question}\n"
+    assert render(question, tok, "base").startswith("Answer the question below.")
+    sft = SFT_TEMPLATE.format(kind="useful", Kind="Useful", question=question, answer="x", query="q")
+    assert tok.apply_chat_template([{"role": "user", "content": sft}], tokenize=False) == sft

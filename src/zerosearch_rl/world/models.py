@@ -1,12 +1,14 @@
 """Build the world's tiny models from a seed: tokenizer, base policy (era A + traces), simulator (era B).
 
 ``build_models`` writes ``policy/`` and ``simulator/`` as Hugging Face checkpoint folders (safetensors
-and the word-level tokenizer), loadable by ``model.policy`` / ``simulator.model``, and
-``pretrain.json`` with the loss curves and timings.
+and the word-level tokenizer), loadable by ``model.policy`` / ``simulator.model``. The policy's tokenizer has a chat template that
+keeps only the question line of the instruction (``vocab.SHORT_PROMPT_TEMPLATE``): run it with
+``model.prompt_style`` auto or chat. The simulator's has none: it reads the SFT prompt as is. ``pretrain.json`` holds the loss curves and timings.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,7 +20,7 @@ from zerosearch_rl.world.build import build_world
 from zerosearch_rl.world.model import generate_world
 from zerosearch_rl.world.pretrain import ModelSpec, Sample, TrainSpec, new_model, pretrain
 from zerosearch_rl.world.traces import AgentStyle, encode_runs, policy_texts, simulator_texts
-from zerosearch_rl.world.vocab import build_tokenizer, vocabulary_texts
+from zerosearch_rl.world.vocab import SHORT_PROMPT_TEMPLATE, build_tokenizer, vocabulary_texts
 
 POLICY, SIMULATOR = "policy", "simulator"
 
@@ -39,7 +41,7 @@ RECIPES: dict[str, ModelsRecipe] = {
                           policy=TrainSpec(steps=20, batch_size=4, warmup=2),
                           simulator=TrainSpec(steps=20, batch_size=4, warmup=2),
                           agent=AgentStyle(traces_per_question=1)),
-    "demo": ModelsRecipe(policy=TrainSpec(steps=400, batch_size=16, warmup=40),
+    "demo": ModelsRecipe(policy=TrainSpec(steps=800, batch_size=16, warmup=50),
                          simulator=TrainSpec(steps=500, batch_size=32, warmup=50)),
 }
 
@@ -74,14 +76,19 @@ def build_models(out: str | Path, size: str = "demo", seed: int = 0, world_dir: 
     files = build_world(world_dir or root / "world", size, seed)
     world = generate_world(size, seed)
     engine = BM25Backend(files.corpus, topk=recipe.topk, index_dir=root / "index")
-    train = read_examples(files.qa("train"))
-    policy_runs = policy_texts(world, train, engine, recipe.agent, seed)
     sim_runs = simulator_texts(world, engine)
-    tokenizer = build_tokenizer(vocabulary_texts(world, [*policy_runs, *sim_runs]))
-    policy_samples = [encode_runs(tokenizer, runs, eos=len(runs) == 1) for runs in policy_runs]
+    tokenizer = build_tokenizer(vocabulary_texts(world, sim_runs))
+    policy_tokenizer = copy.deepcopy(tokenizer)
+    policy_tokenizer.chat_template = SHORT_PROMPT_TEMPLATE
+    train = read_examples(files.qa("train"))
+    policy_runs = policy_texts(world, train, engine, recipe.agent, seed, policy_tokenizer)
+    policy_samples = [encode_runs(policy_tokenizer, runs, eos=len(runs) == 1) for runs in policy_runs]
     sim_samples = [encode_runs(tokenizer, runs, eos=True) for runs in sim_runs]
+    for name, samples in (("policy", policy_samples), ("simulator", sim_samples)):
+        if any(tokenizer.unk_token_id in ids for ids, _ in samples):
+            raise ValueError(f"the {name} pretraining text holds words outside the vocabulary")
     summary: dict[str, Any] = {"size": size, "seed": seed, "vocabulary": len(tokenizer), "recipe": asdict(recipe)}
-    summary[POLICY] = _train(POLICY, policy_samples, recipe.policy, recipe, tokenizer, seed, root)
+    summary[POLICY] = _train(POLICY, policy_samples, recipe.policy, recipe, policy_tokenizer, seed, root)
     summary[SIMULATOR] = _train(SIMULATOR, sim_samples, recipe.simulator, recipe, tokenizer, seed + 1, root)
     (root / "pretrain.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     return summary

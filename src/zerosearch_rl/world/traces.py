@@ -2,7 +2,7 @@
 
 **Policy.** Era-A documents (its outdated knowledge) and cold-start traces of an imperfect scripted
 agent, in the exact protocol format of ``rollout.Rollout`` (the prompt of ``protocol.build_prompt``
-with the base style, policy turns, ``observation_text`` blocks). The agent sometimes answers from
+as the policy's tokenizer renders it, policy turns, ``observation_text`` blocks). The agent sometimes answers from
 memory without searching (with the era-A answer: what its memory says), and on a two-hop question
 sometimes stops after the first search (answering the second hop from memory). The information
 blocks come from the real BM25 engine over **era B**, the very engine the policy will face, so the
@@ -54,9 +54,10 @@ def answer_turn(answer: str) -> str:
 
 
 def agent_trace(ex: QAExample, world: World, engine: SearchBackend, rng: random.Random,
-                style: AgentStyle) -> list[tuple[str, bool]]:
-    """One episode of the scripted agent: (text, trained) runs, the prompt first."""
-    runs: list[tuple[str, bool]] = [(build_prompt(ex.question, None, "base"), False)]
+                style: AgentStyle, tokenizer: Any = None) -> list[tuple[str, bool]]:
+    """One episode of the scripted agent: (text, trained) runs, the prompt first (rendered as
+    ``Rollout`` renders it for ``tokenizer``: through its chat template when it has one)."""
+    runs: list[tuple[str, bool]] = [(build_prompt(ex.question, tokenizer, "auto"), False)]
     meta = ex.metadata
     if rng.random() < style.memory:
         return [*runs, (THINK_MEMORY + answer_turn(meta["era_a_answer"]), True)]
@@ -92,12 +93,13 @@ def hop_queries(world: World) -> list[str]:
 
 
 def policy_texts(world: World, train: Sequence[QAExample], engine: SearchBackend,
-                 style: AgentStyle, seed: int) -> list[list[tuple[str, bool]]]:
+                 style: AgentStyle, seed: int, tokenizer: Any = None) -> list[list[tuple[str, bool]]]:
     """Era-A documents (fully trained) and ``style.traces_per_question`` traces per training question."""
     samples = [[(d.text, True)] for d in documents(world, "A")]
     for ex in train:
         for k in range(style.traces_per_question):
-            samples.append(agent_trace(ex, world, engine, random.Random(f"trace/{seed}/{ex.id}/{k}"), style))
+            samples.append(agent_trace(ex, world, engine, random.Random(f"trace/{seed}/{ex.id}/{k}"), style,
+                                       tokenizer))
     return samples
 
 
