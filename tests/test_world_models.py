@@ -60,5 +60,3 @@ def test_micro_pretraining_lowers_the_loss_and_rebuilds_bit_for_bit(tmp_path):
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "a" / "policy")
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "a" / "policy")
     assert model.config.vocab_size == len(tokenizer) == first["vocabulary"]
-    other = build_models(tmp_path / "c", "micro", seed=1)
-    assert other["policy"]["losses"] != first["policy"]["losses"]
