@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Literal
 
-Era = Literal["A", "B"]
-ERAS: tuple[Era, ...] = ("A", "B")
 SIZES = ("micro", "demo")
 
 SYLLABLES = (

@@ -1,9 +1,10 @@
 """Build the world's tiny models from a seed: tokenizer, base policy (era A + traces), simulator (era B).
 
 ``build_models`` writes ``policy/`` and ``simulator/`` as Hugging Face checkpoint folders (safetensors
-and the word-level tokenizer), loadable by ``model.policy`` / ``simulator.model``. The policy's tokenizer has a chat template that
-keeps only the question line of the instruction (``vocab.SHORT_PROMPT_TEMPLATE``): run it with
-``model.prompt_style`` auto or chat. The simulator's has none: it reads the SFT prompt as is. ``pretrain.json`` holds the loss curves and timings.
+and the word-level tokenizer), loadable by ``model.policy`` / ``simulator.model``. The policy's
+tokenizer has a chat template that keeps only the question line of the instruction
+(``vocab.SHORT_PROMPT_TEMPLATE``): run it with ``model.prompt_style`` auto or chat. The simulator's
+has none: it reads the SFT prompt as is. ``pretrain.json`` holds the loss curves and timings.
 """
 
 from __future__ import annotations
