@@ -15,8 +15,6 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-SIZES = ("micro", "demo")
-
 SYLLABLES = (
     "Bren", "Kal", "Vor", "Mel", "Tam", "Orl", "Gar", "Sel", "Dun", "Fen", "Hal", "Ner", "Pol", "Rav", "Sor",
     "Tor", "Val", "Wen", "Yar", "Zel", "Ard", "Cor", "Eld", "Lin",
@@ -47,6 +45,7 @@ PRESETS: dict[str, WorldSize] = {
     "micro": WorldSize(people=16, towns=6, countries=3, companies=5, drift=0.6, test_per_source=8),
     "demo": WorldSize(people=120, towns=24, countries=6, companies=24, drift=0.6, test_per_source=64),
 }
+SIZES = tuple(PRESETS)
 
 
 def world_size(name: str) -> WorldSize:
