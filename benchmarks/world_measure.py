@@ -1,10 +1,11 @@
 """The world's feasibility figures: BM25 hit rates, base-policy EM (greedy / forced to search first),
 and how often the pretrained simulator's useful pages hold the answer.
 
-    PYTHONPATH=src python benchmarks/world_measure.py --models runs/world_models [--limit N]
+    PYTHONPATH=src python benchmarks/world_measure.py --models src/zerosearch_rl/assets/world [--limit N]
 
-``--models`` is a folder written by ``zerosearch world pretrain`` (``world/``, ``policy/``, ``simulator/``).
-Writes ``world_measure.json`` there (with every policy trace) and prints a table.
+``--models`` is a folder written by ``zerosearch world pretrain`` (``world/``, ``policy/``, ``simulator/``),
+e.g. the shipped one. Writes ``--out`` (default runs/world_measure.json, with every policy trace) and
+prints a table.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ def main() -> None:
     from zerosearch_rl.world.traces import FORCED_SEARCH_PREFIX
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="runs/world_models")
+    parser.add_argument("--models", default="src/zerosearch_rl/assets/world")
+    parser.add_argument("--index", default="runs/world_index", help="where the BM25 index is cached")
+    parser.add_argument("--out", default="runs/world_measure.json")
     parser.add_argument("--world", help="world folder (default MODELS/world)")
     parser.add_argument("--limit", type=int, help="only the first N test questions")
     parser.add_argument("--threads", type=int, default=2)
@@ -39,7 +42,7 @@ def main() -> None:
     world = Path(args.world) if args.world else root / "world"
     console = Console()
     test = read_examples(world / "test.jsonl")[: args.limit]
-    engine = BM25Backend(world / "corpus.jsonl", topk=3, index_dir=root / "index")
+    engine = BM25Backend(world / "corpus.jsonl", topk=3, index_dir=args.index)
     out: dict = {"test_questions": len(test)}
     table = Table("measure", "single_hop", "two_hop", "all / hop1", "hop2", "seconds")
 
@@ -74,8 +77,9 @@ def main() -> None:
                       f"{contained.get('single', 0):.0f}", "", f"{contained.get('hop1', 0):.0f}",
                       f"{contained.get('hop2', 0):.0f}", f"{time.perf_counter() - t:.1f}")
     console.print(table)
-    (root / "world_measure.json").write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
-    console.print(f"wrote {root / 'world_measure.json'}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    console.print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
