@@ -1,0 +1,43 @@
+"""``zerosearch world build|pretrain``: the tiny synthetic world and its tiny models (no logic here)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from zerosearch_rl.world.model import SIZES
+
+
+def _build(args: argparse.Namespace) -> None:
+    from zerosearch_rl.world.build import build_world
+
+    files = build_world(args.out, args.size, args.seed)
+    for path in files.all():
+        print(f"wrote {path}")
+
+
+def _pretrain(args: argparse.Namespace) -> None:
+    from zerosearch_rl.world.models import build_models
+
+    summary = build_models(args.out, args.size, args.seed)
+    print(f"vocabulary: {summary['vocabulary']} words")
+    for name in ("policy", "simulator"):
+        s = summary[name]
+        print(f"{name}: {s['parameters']:,} parameters, {s['steps']} steps in {s['seconds']:.0f} s, "
+              f"loss {s['loss_first']:.2f} -> {s['loss_last_50']:.2f}; saved to {args.out}/{name}")
+
+
+def register(commands: Any) -> None:
+    """Add the ``world`` command group to the top-level subparsers."""
+    world = commands.add_parser("world", help="the tiny synthetic world of the demo and its tiny models")
+    actions = world.add_subparsers(dest="world_command", metavar="ACTION", required=True)
+    for name, run, default_out, what in (
+        ("build", _build, "runs/world", "write the corpora (eras A and B) and the QA splits"),
+        ("pretrain", _pretrain, "runs/world_models",
+         "build the world, its tokenizer, the base policy and the simulator LM (bit-reproducible)"),
+    ):
+        cmd = actions.add_parser(name, help=what)
+        cmd.add_argument("--out", default=default_out, help=f"output folder (default {default_out})")
+        cmd.add_argument("--size", choices=SIZES, default="demo", help="world size preset (default demo)")
+        cmd.add_argument("--seed", type=int, default=0, help="seed of the world and the models (default 0)")
+        cmd.set_defaults(run=run)

@@ -1,0 +1,130 @@
+"""Pretraining text for the two tiny models, as token runs with a loss mask.
+
+**Policy.** Era-A documents (its outdated knowledge) and cold-start traces of an imperfect scripted
+agent, in the exact protocol format of ``rollout.Rollout`` (the prompt of ``protocol.build_prompt``
+as the policy's tokenizer renders it, policy turns, ``observation_text`` blocks). The agent sometimes answers from
+memory without searching (with the era-A answer: what its memory says), and on a two-hop question
+sometimes stops after the first search (answering the second hop from memory). The information
+blocks come from the real BM25 engine over **era B**, the very engine the policy will face, so the
+agent's answers after a search are read off the documents; the loss is masked on the prompt and on
+the information blocks, as in RL, so the policy learns to *read* era-B documents without memorising
+them: its memory stays era A.
+
+**Simulator.** Era-B documents, and ``Query: q`` followed by the BM25 engine's top documents as
+``Doc N:`` lines (the output format of the simulator prompt), for every hop query of the world; the
+SFT prompt itself is left to the simulator-SFT pipeline.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from zerosearch_rl.protocol import build_prompt, observation_text
+from zerosearch_rl.search.base import SearchBackend
+from zerosearch_rl.types import Document, QAExample, SearchRequest
+from zerosearch_rl.world.model import World
+from zerosearch_rl.world.text import RELATIONS, documents
+
+THINK_MEMORY = "<think> I remember the answer. </think>\n"
+THINK_SEARCH = "<think> I need to search. </think>\n"
+THINK_AGAIN = "<think> I need to search again. </think>\n"
+THINK_FOUND = "<think> I found the answer. </think>\n"
+#: What "forced to search first" prepends to the policy's first turn (it then writes the query).
+FORCED_SEARCH_PREFIX = THINK_SEARCH + "<search>"
+
+
+@dataclass(frozen=True)
+class AgentStyle:
+    """How often the scripted agent answers from memory, and stops a two-hop search after one hop."""
+
+    memory: float = 0.55
+    stop_after_one: float = 0.5
+    traces_per_question: int = 2
+
+
+def search_turn(query: str) -> str:
+    return f"<search> {query} </search>"
+
+
+def answer_turn(answer: str) -> str:
+    return f"<answer> {answer} </answer>"
+
+
+def agent_trace(ex: QAExample, world: World, engine: SearchBackend, rng: random.Random,
+                style: AgentStyle, tokenizer: Any = None) -> list[tuple[str, bool]]:
+    """One episode of the scripted agent: (text, trained) runs, the prompt first (rendered as
+    ``Rollout`` renders it for ``tokenizer``: through its chat template when it has one)."""
+    runs: list[tuple[str, bool]] = [(build_prompt(ex.question, tokenizer, "auto"), False)]
+    meta = ex.metadata
+    if rng.random() < style.memory:
+        return [*runs, (THINK_MEMORY + answer_turn(meta["era_a_answer"]), True)]
+    queries = list(meta["queries"])
+    runs.append((THINK_SEARCH + search_turn(queries[0]), True))
+    runs.append((observation_text(_search(engine, queries[0], ex)), False))
+    if len(queries) > 1:
+        if rng.random() < style.stop_after_one:
+            second = RELATIONS[meta["relations"][1]]
+            return [*runs, (THINK_FOUND + answer_turn(second.value(world.facts("A"), meta["bridge"])), True)]
+        runs.append((THINK_AGAIN + search_turn(queries[1]), True))
+        runs.append((observation_text(_search(engine, queries[1], ex)), False))
+    return [*runs, (THINK_FOUND + answer_turn(ex.answers[0]), True)]
+
+
+def _search(engine: SearchBackend, query: str, ex: QAExample) -> list[Document]:
+    (docs,) = engine.search([SearchRequest(query=query, question=ex.question, answers=ex.answers)])
+    return docs
+
+
+def doc_lines(docs: Sequence[Document]) -> str:
+    """Documents as the simulator writes them: ``Doc N: text`` lines."""
+    return "".join(f"Doc {i}: {d.text}\n" for i, d in enumerate(docs, start=1))
+
+
+def hop_queries(world: World) -> list[str]:
+    """Every distinct hop query of the world (each relation's query for each entity that has it)."""
+    seen: dict[str, None] = {}
+    for rel in RELATIONS.values():
+        for e in getattr(world, rel.subject):
+            seen.setdefault(rel.query.format(e=e), None)
+    return list(seen)
+
+
+def policy_texts(world: World, train: Sequence[QAExample], engine: SearchBackend,
+                 style: AgentStyle, seed: int, tokenizer: Any = None) -> list[list[tuple[str, bool]]]:
+    """Era-A documents (fully trained) and ``style.traces_per_question`` traces per training question."""
+    samples = [[(d.text, True)] for d in documents(world, "A")]
+    for ex in train:
+        for k in range(style.traces_per_question):
+            samples.append(agent_trace(ex, world, engine, random.Random(f"trace/{seed}/{ex.id}/{k}"), style,
+                                       tokenizer))
+    return samples
+
+
+def simulator_texts(world: World, engine: SearchBackend) -> list[list[tuple[str, bool]]]:
+    """Era-B documents and (query -> engine documents) pages, all trained, each ending a sequence."""
+    samples = [[(d.text, True)] for d in documents(world, "B")]
+    queries = hop_queries(world)
+    pages = engine.search([SearchRequest(query=q) for q in queries])
+    samples += [[(f"Query: {q}\n{doc_lines(docs)}", True)] for q, docs in zip(queries, pages, strict=True)]
+    return samples
+
+
+def encode_runs(tokenizer: Any, runs: Sequence[tuple[str, bool]], eos: bool) -> tuple[list[int], list[int]]:
+    """Token ids and loss mask of one sample; each run is tokenized on its own, as the rollout does.
+
+    The first run gets the tokenizer's special tokens (as ``Rollout.prompt_ids``); ``eos`` appends
+    the end-of-sequence token, trained (the simulator must learn where a page ends).
+    """
+    ids: list[int] = []
+    mask: list[int] = []
+    for i, (text, trained) in enumerate(runs):
+        run = list(tokenizer(text, add_special_tokens=i == 0)["input_ids"])
+        ids += run
+        mask += [int(trained)] * len(run)
+    if eos:
+        ids.append(tokenizer.eos_token_id)
+        mask.append(1)
+    return ids, mask
