@@ -9,6 +9,7 @@ import pytest
 
 from fakes.search_records import record
 from zerosearch_rl.cli import main
+from zerosearch_rl.config import ConfigError
 from zerosearch_rl.data import DataError, load_examples
 from zerosearch_rl.demo import asset
 from zerosearch_rl.generation import Generated
@@ -65,6 +66,17 @@ def test_scripted_collector_searches_question_then_sub_questions(tmp_path, engin
     marlow = two_hop[2]  # the engine's own documents for "Which country is Marlow in?"
     assert marlow.documents == tuple(engine.search([SearchRequest(query=marlow.query)])[0])
     assert any("Veland" in d.text for d in marlow.documents)
+
+
+def test_scripted_collector_also_searches_keyword_queries_once_each(tmp_path, engine):
+    ex = QAExample("k1", "Where was Ada Kowalski born?", ("Marlow",), "single_hop",
+                   {"sub_questions": ["Where was Ada Kowalski born?"], "queries": ["Ada Kowalski born", "Marlow"]})
+    collect_searches([ex], ScriptedCollector(), engine, tmp_path / "k.jsonl", show_progress=False)
+    records = read_records(tmp_path / "k.jsonl")
+    assert [r.query for r in records] == ["Where was Ada Kowalski born?", "Ada Kowalski born", "Marlow"]
+    bad = QAExample("k2", "Who?", ("x",), metadata={"queries": [""]})
+    with pytest.raises(DataError, match=r"example 'k2', field 'queries': expected a list"):
+        ScriptedCollector().run([bad], engine)
 
 
 def test_bad_sub_questions_name_the_example():
@@ -250,6 +262,29 @@ def test_heldout_questions_never_reach_the_sft_set(tmp_path):
     trained = {json.loads(x)["example_id"] for x in (tmp_path / "sft.jsonl").read_text().splitlines()}
     assert len(held) == 3 and not held & trained and held | trained == set("abcdefghij")
     assert sft.rows == 14 and sft.heldout == 6
+
+
+def test_swapped_noisy_pages_give_each_useful_query_a_page_without_its_answer(tmp_path):
+    import dataclasses
+
+    pages = {"Ada Kowalski born": ("Marlow", "Ada Kowalski was born in Marlow."),
+             "Bo Lund born": ("Veland", "Bo Lund was born in Veland."),
+             "Cy Marr born": ("Marlow", "Cy Marr was born in Marlow.")}
+    useful = [dataclasses.replace(record(f"u{i}", [text], "useful", example=f"e{i}"), query=q, answers=(a,))
+              for i, (q, (a, text)) in enumerate(pages.items())]
+    judged = record("n", ["Ada Kowalski is an astronomer."], "noisy", example="n")
+    write_records([*useful, judged], tmp_path / "l.jsonl")
+    sft = write_sft_set(tmp_path / "l.jsonl", tmp_path / "sft.jsonl", noisy_pages="swapped", seed=3)
+    rows = [json.loads(line) for line in (tmp_path / "sft.jsonl").read_text().splitlines()]
+    noisy = {r["query"]: r for r in rows if r["label"] == "noisy"}
+    # the judged noisy page is replaced; both Marlow pages can only be paired with Bo Lund's page
+    assert sft.labels == {"useful": 3, "noisy": 3} and set(noisy) == set(pages)
+    assert "Bo Lund was born in Veland." in noisy["Ada Kowalski born"]["completion"]
+    assert "Bo Lund was born in Veland." in noisy["Cy Marr born"]["completion"]
+    assert "Marlow" in noisy["Bo Lund born"]["completion"]
+    assert all(r["prompt"].endswith(f"Query: {q}\nNoisy Output:") for q, r in noisy.items())
+    with pytest.raises(ConfigError, match=r"sim\.noisy_pages: .mixed. is not valid; valid: judged, swapped"):
+        write_sft_set(tmp_path / "l.jsonl", tmp_path / "sft.jsonl", noisy_pages="mixed")
 
 
 @pytest.mark.parametrize(("edit", "message"), [

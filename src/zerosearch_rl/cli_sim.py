@@ -41,7 +41,8 @@ def _label(args: argparse.Namespace) -> None:
     finally:
         getattr(getattr(judge, "llm", None), "close", lambda: None)()
     print(report.summary())
-    print(write_sft_set(sim.labelled_path, sim.sft_path, sim.heldout_path, sim.heldout_share, sim.seed).summary())
+    print(write_sft_set(sim.labelled_path, sim.sft_path, sim.heldout_path, sim.heldout_share, sim.seed,
+                        sim.noisy_pages).summary())
 
 
 def _train(args: argparse.Namespace) -> None:

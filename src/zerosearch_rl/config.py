@@ -112,6 +112,8 @@ class RolloutConfig(_Section):
     max_prompt_tokens: int = _f(2048, "Longest prompt accepted; longer ones fail with the sample id.", ge=1)
 
 
+NoisyPages = Literal["judged", "swapped"]
+NOISY_PAGES: tuple[str, ...] = typing.get_args(NoisyPages)
 BACKENDS = ("simulate_prompt", "simulate_sft", "bm25", "dense", "remote", "serpapi", "mixture", "fake")
 Backend = Literal["simulate_prompt", "simulate_sft", "bm25", "dense", "remote", "serpapi", "mixture", "fake"]
 
@@ -320,6 +322,10 @@ class SimConfig(_Section):
     heldout_path: str = _f("runs/sim/heldout.jsonl", "Held-out labelled pairs for `sim score` (their questions "
                                                      "never appear in the SFT set).")
     heldout_share: float = _f(0.2, "Share of questions held out for scoring (below 1).", ge=0.0, le=1.0)
+    noisy_pages: NoisyPages = _f(
+        "judged", "Noisy SFT targets: judged (the pages the judge labelled noisy, as ZeroSearch) or swapped (each "
+                  "useful page also gets a noisy twin: the real page of another query without its answer; for "
+                  "engines that rarely fail, where a query's useful and noisy pages would be the same documents).")
     base_model: str = _f("", "Model to fine-tune: a local directory, tiny-random, or smollm2-135m-instruct.")
     lr: float = _f(1e-5, "Fine-tuning learning rate.", gt=0.0)
     epochs: float = _f(3.0, "Passes over the SFT set.", gt=0.0)

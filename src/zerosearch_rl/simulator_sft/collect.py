@@ -5,7 +5,9 @@ returns one ``CollectedUnit`` (a trajectory: its searches, final answer and scor
 
 * ``ScriptedCollector`` searches the question itself, then each of its sub-questions, taken from
   ``QAExample.metadata["sub_questions"]`` (a list of strings; FanOutQA-style decompositions and the
-  tiny world fill it). No policy, no answer: the cheapest way to get query/document pairs.
+  tiny world fill it), then each keyword query of ``metadata["queries"]`` (the form a search policy
+  writes, e.g. ``Uma Eldson born``; the tiny world fills it). No policy, no answer: the cheapest way to
+  get query/document pairs.
 * ``PolicyCollector`` rolls out any policy that ``zerosearch_rl.rollout.Rollout`` can drive (a
   ``TokenGenerator``: the in-process ``HFGenerator`` or vLLM), ``samples`` trajectories per question,
   and keeps each trajectory's searches, final answer and F1 score.
@@ -35,6 +37,8 @@ from zerosearch_rl.types import Document, QAExample, SearchRequest
 #: ``QAExample.metadata`` key holding a question's sub-questions (a list of strings), searched by the
 #: scripted collector after the question itself.
 SUB_QUESTIONS = "sub_questions"
+#: ``QAExample.metadata`` key holding keyword queries (a list of strings), searched last by the scripted collector.
+SEARCH_QUERIES = "queries"
 
 
 @dataclass(frozen=True)
@@ -65,17 +69,26 @@ class Collector(Protocol):
     def run(self, examples: Sequence[QAExample], engine: SearchBackend) -> list[CollectedUnit]: ...
 
 
-def sub_questions(example: QAExample) -> list[str]:
-    """The example's sub-questions (``metadata["sub_questions"]``), validated; none if the key is absent."""
-    value = example.metadata.get(SUB_QUESTIONS, [])
+def _strings(example: QAExample, key: str) -> list[str]:
+    """``metadata[key]`` validated as a list of non-empty strings; none if the key is absent."""
+    value = example.metadata.get(key, [])
     if not isinstance(value, list) or not all(isinstance(q, str) and q.strip() for q in value):
-        raise DataError(f"example {example.id!r}, field {SUB_QUESTIONS!r}: expected a list of non-empty strings, "
-                        f"got {value!r}")
+        raise DataError(f"example {example.id!r}, field {key!r}: expected a list of non-empty strings, got {value!r}")
     return [q.strip() for q in value]
 
 
+def sub_questions(example: QAExample) -> list[str]:
+    """The example's sub-questions (``metadata["sub_questions"]``), validated; none if the key is absent."""
+    return _strings(example, SUB_QUESTIONS)
+
+
+def scripted_queries(example: QAExample) -> list[str]:
+    """What the scripted collector searches: the question, its sub-questions, its keyword queries (no repeats)."""
+    return list(dict.fromkeys([example.question, *sub_questions(example), *_strings(example, SEARCH_QUERIES)]))
+
+
 class ScriptedCollector:
-    """Searches the question, then each sub-question: one batched engine call per batch of questions."""
+    """Searches the question, each sub-question, each keyword query: one batched engine call per batch."""
 
     name = "scripted"
 
@@ -83,7 +96,7 @@ class ScriptedCollector:
         return [example.id]
 
     def run(self, examples: Sequence[QAExample], engine: SearchBackend) -> list[CollectedUnit]:
-        plans = [(ex, [ex.question, *sub_questions(ex)]) for ex in examples]
+        plans = [(ex, scripted_queries(ex)) for ex in examples]
         requests = [SearchRequest(query=q, question=ex.question, answers=ex.answers, sample_id=ex.id, turn=t)
                     for ex, queries in plans for t, q in enumerate(queries)]
         pages = iter(engine.search(requests))

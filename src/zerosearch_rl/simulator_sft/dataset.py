@@ -4,10 +4,18 @@
 prompt of the released ZeroSearch simulators) for the page's label; ``completion`` is the real engine's
 documents as ``Doc N: …`` lines, which ``parse_documents`` reads back. A share of the *questions* is held
 out (with every page of theirs) for ``sim score``, so the simulator is scored on questions it never saw.
+
+Noisy pages come from the judge (``noisy_pages="judged"``, ZeroSearch's way: pages of searches that did
+not find the answer) or are *swapped* in (``"swapped"``): each useful page also yields a noisy pair whose
+completion is the real page of another query, one without this page's answer. Swapping is for engines
+that rarely fail: when the same query returns the same documents whether the question was answered or
+not, judged noisy pages teach the simulator nothing about the word "noisy" in its prompt (it learns
+query -> documents and ignores the mode); swapped pages give every query a useful and a noisy target.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections import Counter
@@ -16,7 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from zerosearch_rl.config import NOISY_PAGES, ConfigError
 from zerosearch_rl.data import DataError
+from zerosearch_rl.reward import normalize_answer
 from zerosearch_rl.search.simulated import build_simulator_prompt
 from zerosearch_rl.simulator_sft.records import SearchRecord, page_text, read_records, write_records
 from zerosearch_rl.types import SearchRequest
@@ -62,14 +72,35 @@ class SFTSet:
         return f"SFT set: {self.rows} prompt/completion pairs ({dist}) -> {self.path}{held}"
 
 
+def swap_noisy(useful: Sequence[SearchRecord], seed: int = 0) -> list[SearchRecord]:
+    """A noisy twin of every useful page: same query and question, the documents of another page that holds
+    none of its answers (normalized substring, as ``cover_em``; seeded choice; no partner, no twin)."""
+    rng = random.Random(f"swap/{seed}")
+    pages = [normalize_answer(page_text(r.documents)) for r in useful]
+    twins = []
+    for r in useful:
+        golds = [normalize_answer(a) for a in r.answers]
+        partners = [i for i, o in enumerate(useful) if o.query != r.query and not any(g in pages[i] for g in golds)]
+        if partners:
+            other = useful[rng.choice(partners)]
+            twins.append(dataclasses.replace(r, id=f"{r.id}/swapped", documents=other.documents, label="noisy"))
+    return twins
+
+
 def write_sft_set(labelled_path: str | Path, out_path: str | Path, heldout_path: str | Path | None = None,
-                  heldout_share: float = 0.0, seed: int = 0) -> SFTSet:
-    """Write the SFT JSONL from labelled pages; with ``heldout_path``, hold out ``heldout_share`` of the questions."""
+                  heldout_share: float = 0.0, seed: int = 0, noisy_pages: str = "judged") -> SFTSet:
+    """Write the SFT JSONL from labelled pages; with ``heldout_path``, hold out ``heldout_share`` of the questions.
+    ``noisy_pages`` is ``judged`` or ``swapped`` (see the module docstring)."""
+    if noisy_pages not in NOISY_PAGES:
+        raise ConfigError(f"sim.noisy_pages: {noisy_pages!r} is not valid; valid: {', '.join(NOISY_PAGES)}")
     records = read_records(labelled_path, labelled=True, with_documents=True)
     if not records:
         raise DataError(f"{labelled_path}: no labelled pages to train on")
     held = split_questions(records, heldout_share, seed) if heldout_path is not None else set()
     train = [r for r in records if r.example_id not in held]
+    if noisy_pages == "swapped":
+        useful = [r for r in train if not r.noisy]
+        train = [*useful, *swap_noisy(useful, seed)]
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
@@ -80,7 +111,8 @@ def write_sft_set(labelled_path: str | Path, out_path: str | Path, heldout_path:
     held_path = None
     if heldout_path is not None:
         held_path = write_records([r for r in records if r.example_id in held], heldout_path)
-    return SFTSet(out, held_path, len(train), len(records) - len(train), dict(Counter(str(r.label) for r in train)))
+    return SFTSet(out, held_path, len(train), len(records) - len([r for r in records if r.example_id not in held]),
+                  dict(Counter(str(r.label) for r in train)))
 
 
 def read_sft_set(path: str | Path) -> list[dict[str, str]]:
