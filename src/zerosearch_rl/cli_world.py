@@ -27,6 +27,16 @@ def _pretrain(args: argparse.Namespace) -> None:
               f"loss {s['loss_first']:.2f} -> {s['loss_last_50']:.2f}; saved to {args.out}/{name}")
 
 
+def _demo(args: argparse.Namespace) -> None:
+    from zerosearch_rl.world.pipeline import run_pipeline
+
+    result = run_pipeline(args.out, args.size, args.seed)
+    for label, score in result.scores.items():
+        print(f"simulator {label}: useful/noisy answer containment ratio {score['containment_ratio']}")
+    print(result.table)
+    print(f"wrote {result.out / 'table.md'}, {result.out / 'em.png'} and {result.out / 'curves'}/")
+
+
 def register(commands: Any) -> None:
     """Add the ``world`` command group to the top-level subparsers."""
     world = commands.add_parser("world", help="the tiny synthetic world of the demo and its tiny models")
@@ -35,6 +45,8 @@ def register(commands: Any) -> None:
         ("build", _build, "runs/world", "write the corpora (eras A and B) and the QA splits"),
         ("pretrain", _pretrain, "runs/world_models",
          "build the world, its tokenizer, the base policy and the simulator LM (bit-reproducible)"),
+        ("demo", _demo, "runs/world_demo",
+         "the whole pipeline: simulator SFT, GRPO with the real and the simulated engines, evaluation"),
     ):
         cmd = actions.add_parser(name, help=what)
         cmd.add_argument("--out", default=default_out, help=f"output folder (default {default_out})")

@@ -1,0 +1,200 @@
+"""The whole ZeroSearch pipeline on the tiny world: tune a simulator, train with RL, evaluate for real.
+
+Stages, each skipped when its output is already on disk (a second run reuses them):
+
+1. **models**: the world, its tokenizer, the base policy and the simulator LM (shipped in
+   ``assets/world`` for the demo size; built by ``world.models.build_models`` for other sizes);
+2. **simulator SFT**: searches of the scripted collector against BM25 over the era-B corpus, labelled
+   by ``answer_in_docs`` with swapped noisy pages, fine-tuning, then ``sim score`` for the tuned and
+   the untuned simulator on held-out queries;
+3. **RL**: GRPO of the base policy three times, the same settings except the engine: the real BM25
+   engine, the untuned simulator and the tuned one (both through the ``simulate_sft`` prompt, with the
+   exponential noise curriculum);
+4. **evaluation** with the real engine on the test questions: the base policy answering directly,
+   with one search of the question (RAG), as an agent (greedy) and forced to search first; each RL
+   policy as an agent. Exact match per source, as a Markdown table and a PNG chart, and the runs'
+   reward curves with the noise schedule.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zerosearch_rl.config import Config, load_config
+from zerosearch_rl.world.build import WorldFiles
+
+REPO_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+RL_PRESET = REPO_CONFIGS / "world_grpo_bm25.yaml"
+SIM_PRESET = REPO_CONFIGS / "world_sim_sft.yaml"
+SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "world"
+
+#: RL runs: name -> engine overrides ("{tuned}"/"{untuned}" become the simulators' folders).
+RL_RUNS: dict[str, tuple[str, ...]] = {
+    "real engine (bm25)": ("search.backend=bm25",),
+    "simulator, no SFT": ("search.backend=simulate_sft", "simulator.model={untuned}"),
+    "simulator, tuned": ("search.backend=simulate_sft", "simulator.model={tuned}"),
+}
+BASE_METHODS = {"direct": "direct answer (no search)", "rag": "RAG (search the question once)",
+                "agent": "before RL (greedy)", "agent_forced": "before RL, forced to search first"}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How big each stage is (the demo preset, or a micro one for tests)."""
+
+    size: str
+    rl: tuple[str, ...] = ()  # overrides of the RL preset, for every run
+    sim: tuple[str, ...] = ()  # overrides of the simulator-SFT preset
+    eval_limit: int | None = None
+
+
+PLANS = {
+    "demo": Plan("demo"),
+    "micro": Plan("micro", rl=("trainer.total_steps=2", "trainer.batch_size=2", "rollout.n_samples=2",
+                               "trainer.micro_batch_size=4", "trainer.eval_every=0", "curriculum.steps=2",
+                               "rollout.max_new_tokens=12", "simulator.max_new_tokens=40"),
+                  sim=("sim.epochs=1", "sim.train_batch_size=8", "sim.score_limit=4", "sim.score_max_new_tokens=40"),
+                  eval_limit=4),
+}
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    table: str  # Markdown: exact match per source, one row per method or run
+    rows: list[tuple[str, dict[str, float]]]
+    scores: dict[str, Any]  # sim score of the untuned and the tuned simulator
+    out: Path
+
+
+def _models(root: Path, plan: Plan, seed: int) -> Path:
+    """The folder holding ``world/``, ``policy/`` and ``simulator/``."""
+    if plan.size == "demo" and seed == 0:
+        return SHIPPED
+    target = root / "models"
+    if not (target / "simulator" / "config.json").is_file():
+        from zerosearch_rl.world.models import build_models
+
+        build_models(target, plan.size, seed)
+    return target
+
+
+def _rl_config(models: Path, root: Path, plan: Plan, name: str, extra: Sequence[str]) -> Config:
+    world = WorldFiles(models / "world")
+    return load_config(RL_PRESET, [
+        f"model.policy={models / 'policy'}", f"data.train_files=[{world.qa('train')}]",
+        f"data.eval_files=[{world.qa('test')}]", f"search.corpus={world.corpus}", f"search.index_dir={root / 'index'}",
+        f"trainer.output_dir={root / 'rl' / _slug(name)}", *plan.rl, *extra])
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name).strip("_")
+
+
+def tune_simulator(models: Path, root: Path, plan: Plan) -> tuple[Path, dict[str, Any]]:
+    """Collect, label, fine-tune and score; returns the tuned simulator and both simulators' scores."""
+    from zerosearch_rl.data import load_examples
+    from zerosearch_rl.llm import build_chat_llm
+    from zerosearch_rl.llm.base import Sampling
+    from zerosearch_rl.search import build_backend
+    from zerosearch_rl.simulator_sft import (
+        build_judge,
+        collect_searches,
+        label_records,
+        read_records,
+        score_simulator,
+        train_simulator,
+        write_score,
+        write_sft_set,
+    )
+    from zerosearch_rl.simulator_sft.collect import ScriptedCollector
+
+    world, sim_dir = WorldFiles(models / "world"), root / "sim"
+    cfg = load_config(SIM_PRESET, [
+        f"data.train_files=[{world.qa('train')}]", f"search.corpus={world.corpus}",
+        f"search.index_dir={root / 'index'}", f"sim.base_model={models / 'simulator'}",
+        *(f"sim.{k}={sim_dir / v}" for k, v in (("records_path", "searches.jsonl"), ("labelled_path", "labelled.jsonl"),
+                                                 ("sft_path", "sft.jsonl"), ("heldout_path", "heldout.jsonl"),
+                                                 ("output_dir", "model"), ("score_dir", "score"))), *plan.sim])
+    s = cfg.sim
+    tuned = Path(s.output_dir)
+    if not (tuned / "config.json").is_file():
+        engine = build_backend(load_config(None, ["search.backend=bm25", f"search.corpus={world.corpus}",
+                                                  f"search.index_dir={root / 'index'}", "search.topk=3"]))
+        collect_searches(load_examples([world.qa("train")]), ScriptedCollector(), engine, s.records_path)
+        label_records(s.records_path, s.labelled_path, build_judge(s), s.balance, s.seed)
+        write_sft_set(s.labelled_path, s.sft_path, s.heldout_path, s.heldout_share, s.seed, s.noisy_pages)
+        train_simulator(s.sft_path, s.base_model, tuned, s)
+    held = read_records(s.heldout_path, labelled=True, with_documents=True)[: s.score_limit]
+    scores = {}
+    for label, model in (("untuned", models / "simulator"), ("tuned", tuned)):
+        llm = build_chat_llm(load_config(None, ["simulator.client=transformers", f"simulator.model={model}"]).simulator)
+        report = score_simulator(held, llm, str(model), sampling=Sampling(0.0, max_new_tokens=s.score_max_new_tokens))
+        write_score(report, sim_dir / f"score_{label}")
+        scores[label] = report.to_json()
+    return tuned, scores
+
+
+def train_policies(models: Path, root: Path, plan: Plan, tuned: Path) -> dict[str, Path]:
+    """GRPO once per engine of ``RL_RUNS``; returns each run's final policy folder."""
+    from zerosearch_rl.trainer import Trainer
+
+    finals = {}
+    for name, extra in RL_RUNS.items():
+        overrides = [e.format(tuned=tuned, untuned=models / "simulator") for e in extra]
+        cfg = _rl_config(models, root, plan, name, overrides)
+        final = Path(cfg.trainer.output_dir) / "final"
+        if not (final / "config.json").is_file():
+            shutil.rmtree(cfg.trainer.output_dir, ignore_errors=True)  # a half-finished run starts over
+            trainer = Trainer(cfg)
+            try:
+                trainer.train()
+            finally:
+                trainer.close()
+        finals[name] = final
+    return finals
+
+
+def evaluate_all(models: Path, root: Path, plan: Plan, finals: dict[str, Path]) -> list[tuple[str, dict[str, float]]]:
+    """Exact match per source (and their average) with the real engine, one row per method or run."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from zerosearch_rl.data import load_examples
+    from zerosearch_rl.evaluate import evaluate
+    from zerosearch_rl.evaluate.report import with_average
+    from zerosearch_rl.search import build_backend
+
+    cfg = _rl_config(models, root, plan, "eval", ["search.backend=bm25"])
+    tests = load_examples([WorldFiles(models / "world").qa("test")], limit=plan.eval_limit)
+    engine = build_backend(cfg)
+    rows = []
+    for name, folder, methods in [("base", models / "policy", list(BASE_METHODS)),
+                                  *((n, f, ["agent"]) for n, f in finals.items())]:
+        policy, tokenizer = AutoModelForCausalLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
+        report = evaluate(policy, tokenizer, engine, tests, methods, cfg, root / "eval" / _slug(name))
+        for method in methods:
+            label = BASE_METHODS[method] if name == "base" else f"after RL with the {name}"
+            rows.append((label, with_average(report.results[method], "exact_match")))
+    return rows
+
+
+def run_pipeline(out: str | Path, size: str = "demo", seed: int = 0) -> PipelineResult:
+    """All stages (cached on disk under ``out``); writes ``table.md``, ``em.png`` and ``curves/``."""
+    from zerosearch_rl.evaluate.report import chart, markdown_table
+    from zerosearch_rl.tracking import plot_metrics, read_metrics
+
+    plan, root = PLANS[size], Path(out)
+    models = _models(root, plan, seed)
+    tuned, scores = tune_simulator(models, root, plan)
+    finals = train_policies(models, root, plan, tuned)
+    rows = evaluate_all(models, root, plan, finals)
+    table = markdown_table(rows, "exact_match")
+    (root / "table.md").write_text(table + "\n", encoding="utf-8")
+    chart(rows, "exact_match", root / "em.png", "Tiny world: exact match with the real engine")
+    for name, final in finals.items():
+        plot_metrics(read_metrics(final.parent / "metrics.jsonl"), root / "curves" / f"{_slug(name)}.png",
+                     title=f"GRPO with the {name}")
+    return PipelineResult(table, rows, scores, root)
