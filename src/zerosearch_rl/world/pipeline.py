@@ -49,7 +49,7 @@ class Plan:
     size: str
     rl: tuple[str, ...] = ()  # overrides of the RL preset, for every run
     sim: tuple[str, ...] = ()  # overrides of the simulator-SFT preset
-    eval_limit: int | None = None
+    eval_per_source: int | None = None  # test questions per source (None = all)
 
 
 PLANS = {
@@ -57,8 +57,9 @@ PLANS = {
     "micro": Plan("micro", rl=("trainer.total_steps=2", "trainer.batch_size=2", "rollout.n_samples=2",
                                "trainer.micro_batch_size=4", "trainer.eval_every=0", "curriculum.steps=2",
                                "rollout.max_new_tokens=12", "simulator.max_new_tokens=40"),
-                  sim=("sim.epochs=1", "sim.train_batch_size=8", "sim.score_limit=4", "sim.score_max_new_tokens=40"),
-                  eval_limit=4),
+                  sim=("sim.epochs=0.25", "sim.train_batch_size=8", "sim.score_limit=4",
+                       "sim.score_max_new_tokens=40"),
+                  eval_per_source=2),
 }
 
 
@@ -168,7 +169,7 @@ def evaluate_all(models: Path, root: Path, plan: Plan, finals: dict[str, Path]) 
     from zerosearch_rl.search import build_backend
 
     cfg = _rl_config(models, root, plan, "eval", ["search.backend=bm25"])
-    tests = load_examples([WorldFiles(models / "world").qa("test")], limit=plan.eval_limit)
+    tests = _per_source(load_examples([WorldFiles(models / "world").qa("test")]), plan.eval_per_source)
     engine = build_backend(cfg)
     rows = []
     for name, folder, methods in [("base", models / "policy", list(BASE_METHODS)),
@@ -179,6 +180,19 @@ def evaluate_all(models: Path, root: Path, plan: Plan, finals: dict[str, Path]) 
             label = BASE_METHODS[method] if name == "base" else f"after RL with the {name}"
             rows.append((label, with_average(report.results[method], "exact_match")))
     return rows
+
+
+def _per_source(examples: list[Any], limit: int | None) -> list[Any]:
+    """At most ``limit`` examples of each source, in file order."""
+    if limit is None:
+        return examples
+    seen: dict[str, int] = {}
+    kept = []
+    for ex in examples:
+        seen[ex.source] = seen.get(ex.source, 0) + 1
+        if seen[ex.source] <= limit:
+            kept.append(ex)
+    return kept
 
 
 def run_pipeline(out: str | Path, size: str = "demo", seed: int = 0) -> PipelineResult:
@@ -194,6 +208,7 @@ def run_pipeline(out: str | Path, size: str = "demo", seed: int = 0) -> Pipeline
     table = markdown_table(rows, "exact_match")
     (root / "table.md").write_text(table + "\n", encoding="utf-8")
     chart(rows, "exact_match", root / "em.png", "Tiny world: exact match with the real engine")
+    (root / "curves").mkdir(exist_ok=True)
     for name, final in finals.items():
         plot_metrics(read_metrics(final.parent / "metrics.jsonl"), root / "curves" / f"{_slug(name)}.png",
                      title=f"GRPO with the {name}")
