@@ -42,9 +42,9 @@ RECIPES: dict[str, ModelsRecipe] = {
                           policy=TrainSpec(steps=20, batch_size=4, warmup=2),
                           simulator=TrainSpec(steps=20, batch_size=4, warmup=2),
                           agent=AgentStyle(traces_per_question=1, invented_worlds=1)),
-    "demo": ModelsRecipe(policy=TrainSpec(steps=2000, batch_size=16, warmup=100),
+    "demo": ModelsRecipe(policy=TrainSpec(steps=1000, batch_size=16, warmup=100),
                          simulator=TrainSpec(steps=500, batch_size=32, warmup=50),
-                         agent=AgentStyle(traces_per_question=3, invented_worlds=2)),
+                         agent=AgentStyle(traces_per_question=3, invented_worlds=1)),
 }
 
 
