@@ -20,7 +20,7 @@ from zerosearch_rl.data import read_examples
 from zerosearch_rl.world.build import build_world
 from zerosearch_rl.world.model import generate_world
 from zerosearch_rl.world.pretrain import ModelSpec, Sample, TrainSpec, new_model, pretrain
-from zerosearch_rl.world.traces import AgentStyle, encode_runs, policy_texts, simulator_texts
+from zerosearch_rl.world.traces import AgentStyle, encode_runs, invented_texts, policy_texts, simulator_texts
 from zerosearch_rl.world.vocab import SHORT_PROMPT_TEMPLATE, build_tokenizer, vocabulary_texts
 
 POLICY, SIMULATOR = "policy", "simulator"
@@ -41,9 +41,10 @@ RECIPES: dict[str, ModelsRecipe] = {
     "micro": ModelsRecipe(model=ModelSpec(hidden=32, layers=2, heads=2, intermediate=64),
                           policy=TrainSpec(steps=20, batch_size=4, warmup=2),
                           simulator=TrainSpec(steps=20, batch_size=4, warmup=2),
-                          agent=AgentStyle(traces_per_question=1)),
-    "demo": ModelsRecipe(policy=TrainSpec(steps=800, batch_size=16, warmup=50),
-                         simulator=TrainSpec(steps=500, batch_size=32, warmup=50)),
+                          agent=AgentStyle(traces_per_question=1, invented_worlds=1)),
+    "demo": ModelsRecipe(policy=TrainSpec(steps=1000, batch_size=16, warmup=100),
+                         simulator=TrainSpec(steps=500, batch_size=32, warmup=50),
+                         agent=AgentStyle(traces_per_question=3, invented_worlds=1)),
 }
 
 
@@ -83,6 +84,7 @@ def build_models(out: str | Path, size: str = "demo", seed: int = 0, world_dir: 
     policy_tokenizer.chat_template = SHORT_PROMPT_TEMPLATE
     train = read_examples(files.qa("train"))
     policy_runs = policy_texts(world, train, engine, recipe.agent, seed, policy_tokenizer)
+    policy_runs += invented_texts(world, recipe.agent, seed, recipe.topk, policy_tokenizer)
     policy_samples = [encode_runs(policy_tokenizer, runs, eos=len(runs) == 1) for runs in policy_runs]
     sim_samples = [encode_runs(tokenizer, runs, eos=True) for runs in sim_runs]
     for name, samples in (("policy", policy_samples), ("simulator", sim_samples)):

@@ -18,15 +18,19 @@ SFT prompt itself is left to the simulator-SFT pipeline.
 from __future__ import annotations
 
 import random
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from zerosearch_rl.protocol import build_prompt, observation_text
 from zerosearch_rl.search.base import SearchBackend
 from zerosearch_rl.types import Document, QAExample, SearchRequest
+from zerosearch_rl.world.build import write_corpus
+from zerosearch_rl.world.invented import invented_world
 from zerosearch_rl.world.model import World
-from zerosearch_rl.world.text import RELATIONS, documents
+from zerosearch_rl.world.text import RELATIONS, documents, questions
 
 THINK_MEMORY = "<think> I remember the answer. </think>\n"
 THINK_SEARCH = "<think> I need to search. </think>\n"
@@ -38,11 +42,18 @@ FORCED_SEARCH_PREFIX = THINK_SEARCH + "<search>"
 
 @dataclass(frozen=True)
 class AgentStyle:
-    """How often the scripted agent answers from memory, and stops a two-hop search after one hop."""
+    """How often the scripted agent answers from memory, and stops a two-hop search after one hop;
+    how many traces per training question, and how many invented twins of the world add traces
+    (``invented.py``: one full-search trace per question about a twin's people and companies)."""
 
     memory: float = 0.55
     stop_after_one: float = 0.5
     traces_per_question: int = 2
+    invented_worlds: int = 0
+
+
+#: The scripted agent on an invented twin: it cannot remember what it never saw, so it searches every hop.
+ALWAYS_SEARCH = AgentStyle(memory=0.0, stop_after_one=0.0)
 
 
 def search_turn(query: str) -> str:
@@ -54,15 +65,24 @@ def answer_turn(answer: str) -> str:
 
 
 def agent_trace(ex: QAExample, world: World, engine: SearchBackend, rng: random.Random,
-                style: AgentStyle, tokenizer: Any = None) -> list[tuple[str, bool]]:
+                style: AgentStyle, tokenizer: Any = None, decided: bool = False) -> list[tuple[str, bool]]:
     """One episode of the scripted agent: (text, trained) runs, the prompt first (rendered as
-    ``Rollout`` renders it for ``tokenizer``: through its chat template when it has one)."""
+    ``Rollout`` renders it for ``tokenizer``: through its chat template when it has one).
+
+    ``decided``: the decision to search (``FORCED_SEARCH_PREFIX``) is given, not trained, so that
+    traces added to teach copying and reading do not also teach searching more often than ``style``
+    says (the base policy's greedy choice must stay answering from memory).
+    """
     runs: list[tuple[str, bool]] = [(build_prompt(ex.question, tokenizer, "auto"), False)]
     meta = ex.metadata
     if rng.random() < style.memory:
         return [*runs, (THINK_MEMORY + answer_turn(meta["era_a_answer"]), True)]
     queries = list(meta["queries"])
-    runs.append((THINK_SEARCH + search_turn(queries[0]), True))
+    first = THINK_SEARCH + search_turn(queries[0])
+    if decided:
+        runs += [(FORCED_SEARCH_PREFIX, False), (first[len(FORCED_SEARCH_PREFIX):], True)]
+    else:
+        runs.append((first, True))
     runs.append((observation_text(_search(engine, queries[0], ex)), False))
     if len(queries) > 1:
         if rng.random() < style.stop_after_one:
@@ -100,6 +120,24 @@ def policy_texts(world: World, train: Sequence[QAExample], engine: SearchBackend
         for k in range(style.traces_per_question):
             samples.append(agent_trace(ex, world, engine, random.Random(f"trace/{seed}/{ex.id}/{k}"), style,
                                        tokenizer))
+    return samples
+
+
+def invented_texts(world: World, style: AgentStyle, seed: int, topk: int,
+                   tokenizer: Any = None) -> list[list[tuple[str, bool]]]:
+    """Full-search traces (the decision to search given) for every question about the people and
+    companies of ``style.invented_worlds`` invented twins, each searched with BM25 over its own era B."""
+    from zerosearch_rl.search.bm25 import BM25Backend
+
+    samples = []
+    for k in range(style.invented_worlds):
+        twin = invented_world(world, k)
+        with tempfile.TemporaryDirectory() as tmp:
+            engine = BM25Backend(write_corpus(documents(twin, "B"), Path(tmp) / "corpus.jsonl"), topk, tmp)
+            for ex in (ex for split in questions(twin).values() for ex in split):
+                if ex.metadata["entity"] in twin.people or ex.metadata["entity"] in twin.companies:
+                    rng = random.Random(f"trace/{seed}/invented/{k}/{ex.id}")
+                    samples.append(agent_trace(ex, twin, engine, rng, ALWAYS_SEARCH, tokenizer, decided=True))
     return samples
 
 
