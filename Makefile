@@ -62,8 +62,9 @@ test-vllm: $(VLLM_VENV)/.installed
 	$(VLLM_VENV)/bin/python -m pytest -m vllm -q 
 
 ## test-verl: our agent loop inside veRL 0.9.1 (its own venv; part of `make test`)
+# Named files only: the verl wheel installs a top-level `tests` package that shadows our tests/ packages.
 test-verl: $(VERL_VENV)/.installed
-	$(VERL_VENV)/bin/python -m pytest -m verl -q
+	$(VERL_VENV)/bin/python -m pytest -m verl -q tests/test_verl_plugin.py tests/test_verl_configs.py
 
 ## test-fast: the default suite without the slow tests (seconds)
 test-fast: $(VENV)/.installed-test
