@@ -60,3 +60,11 @@ def test_micro_pretraining_lowers_the_loss_and_rebuilds_bit_for_bit(tmp_path):
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "a" / "policy")
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "a" / "policy")
     assert model.config.vocab_size == len(tokenizer) == first["vocabulary"]
+
+
+def test_batches_refuse_an_empty_sample_set_instead_of_spinning():
+    from zerosearch_rl.world.pretrain import batches
+
+    with pytest.raises(ValueError, match="batches need samples"):
+        next(batches([], 4, 0))
+    assert sorted(next(batches([([1], [1]), ([2], [1])], 2, 0))) == [0, 1]

@@ -79,7 +79,11 @@ def deterministic(threads: int) -> Iterator[None]:
 
 def batches(samples: Sequence[Sample], batch_size: int, seed: int) -> Iterator[list[int]]:
     """Endless batches of sample indices: a seeded shuffle per epoch, then length-bucketed (chunks of
-    50 batches sorted by length) so short documents are not padded to the length of long traces."""
+    50 batches sorted by length) so short documents are not padded to the length of long traces. The
+    caller bounds it (``pretrain`` takes ``spec.steps`` batches); every epoch yields at least one batch,
+    so taking the next one never spins."""
+    if not samples or batch_size < 1:
+        raise ValueError(f"batches need samples and a positive batch size (got {len(samples)}, {batch_size})")
     epoch = 0
     while True:
         order = list(range(len(samples)))
