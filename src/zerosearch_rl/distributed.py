@@ -142,7 +142,8 @@ def gradient_sync(module: Any, enabled: bool) -> Iterator[None]:
 
 def replica_sums(model: nn.Module, world: int) -> list[float]:
     """Every process's parameter checksum (DDP replicas must agree after each update)."""
-    local = torch.tensor([float(sum(p.double().sum() for p in model.parameters()))], dtype=torch.float64)
+    local = torch.tensor([float(sum(p.detach().double().sum() for p in model.parameters()))],
+                         dtype=torch.float64)
     gathered = [torch.zeros_like(local) for _ in range(world)]
     dist.all_gather(gathered, local)
     return [float(g.item()) for g in gathered]

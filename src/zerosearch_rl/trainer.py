@@ -395,4 +395,5 @@ class Trainer:
         self.search.close()
         getattr(self.generator, "close", lambda: None)()
         if self.world > 1 and dist.is_initialized():
+            dist.barrier()  # no process tears gloo down while another still exports (it aborted a rank at exit)
             dist.destroy_process_group()
