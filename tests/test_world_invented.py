@@ -31,13 +31,14 @@ def test_twin_texts_stay_inside_the_world_vocabulary():
             assert tok.unk_token_id not in ids, doc.text
 
 
-def test_invented_traces_search_every_hop_with_the_decision_untrained():
+def test_invented_traces_search_and_read_single_hop_questions_with_the_decision_untrained():
     world = generate_world("micro", seed=3)
     twin = invented_world(world, 0)
     runs = invented_texts(world, AgentStyle(invented_worlds=1), seed=0, topk=3)
-    # every single-hop question about a twin person (3 relations) or company (2), every two-hop one (4 chains)
-    assert len(runs) == 3 * len(twin.people) + 2 * len(twin.companies) + 3 * len(twin.people) + len(twin.companies)
+    # every single-hop question about a twin person (3 relations) or company (2), and no two-hop one
+    assert len(runs) == 3 * len(twin.people) + 2 * len(twin.companies)
     for trace in runs:
+        assert sum(text.strip().startswith("<information>") for text, _ in trace) == 1
         assert trace[1] == (FORCED_SEARCH_PREFIX, False)
         trained = [text for text, on in trace if on]
         first = parse_action("<search>" + trained[0])

@@ -68,3 +68,13 @@ def test_batches_refuse_an_empty_sample_set_instead_of_spinning():
     with pytest.raises(ValueError, match="batches need samples"):
         next(batches([], 4, 0))
     assert sorted(next(batches([([1], [1]), ([2], [1])], 2, 0))) == [0, 1]
+
+
+def test_shipped_world_is_what_world_build_writes_for_the_demo_seed(tmp_path):
+    """The demo's shipped world files are the output of ``zerosearch world build --size demo --seed 0``."""
+    from zerosearch_rl.world.pipeline import SHIPPED
+
+    fresh = build_world(tmp_path, "demo", seed=0)
+    for path in fresh.all():
+        shipped = SHIPPED / "world" / path.name
+        assert shipped.read_bytes() == path.read_bytes(), f"{shipped} is stale: rerun zerosearch world pretrain"

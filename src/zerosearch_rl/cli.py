@@ -144,8 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", help="PNG path (default: RUN/curves.png)")
     plot.set_defaults(run=_plot)
 
-    demo = commands.add_parser("demo", help="run the end-to-end demo (what `make demo` runs)")
-    demo.add_argument("--out", default="runs/demo", help="output folder")
+    demo = commands.add_parser("engines", help="the engines side by side on the built-in questions: BM25, BM25 over "
+                               "HTTP, SmolLM2 simulating useful and noisy pages (`make demo-engines`)")
+    demo.add_argument("--out", default="runs/engines", help="output folder")
     demo.add_argument("--no-simulator", action="store_true", help="skip the LLM-simulated engine")
     demo.add_argument("--limit", type=int, help="use only the first N questions")
     demo.set_defaults(run=_demo)

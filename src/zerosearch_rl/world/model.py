@@ -31,19 +31,20 @@ SECTORS = ("Mills", "Foods", "Motors", "Textiles", "Works", "Bank")
 
 @dataclass(frozen=True)
 class WorldSize:
-    """How many entities of each kind, the share of facts that differ between eras, and the test split."""
+    """How many entities of each kind, the share of facts that differ between eras, and how many people
+    are held out: every question about them (single-hop and two-hop) is a test question, none trains."""
 
     people: int
     towns: int
     countries: int
     companies: int
     drift: float
-    test_per_source: int
+    test_people: int
 
 
 PRESETS: dict[str, WorldSize] = {
-    "micro": WorldSize(people=16, towns=6, countries=3, companies=5, drift=0.6, test_per_source=8),
-    "demo": WorldSize(people=120, towns=24, countries=6, companies=24, drift=0.6, test_per_source=64),
+    "micro": WorldSize(people=16, towns=6, countries=3, companies=5, drift=0.6, test_people=3),
+    "demo": WorldSize(people=120, towns=24, countries=6, companies=24, drift=0.6, test_people=22),
 }
 SIZES = tuple(PRESETS)
 

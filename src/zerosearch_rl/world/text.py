@@ -108,15 +108,22 @@ def _two_hop(world: World) -> list[tuple[str, str, dict]]:
 
 
 def questions(world: World) -> dict[str, list[QAExample]]:
-    """``{"train": [...], "test": [...]}``: per source, a seeded shuffle; the first
-    ``size.test_per_source`` questions are the test split, the rest train."""
+    """``{"train": [...], "test": [...]}``, split by entity: every question whose subject is one of
+    ``size.test_people`` held-out people (seeded draw) is a test question, every other one trains.
+
+    Why by entity: a policy that saw a person's era-B facts in its training episodes could answer a test
+    question about them from memory; a held-out person's era-B facts appear in no training episode,
+    so test EM measures searching and reading. (The second hop of a two-hop test question may still
+    name a town or company that training questions are about.) Each source is shuffled (seeded)."""
+    held_out = set(random.Random(f"zerosearch-world/{world.seed}/test-people").sample(
+        world.people, min(world.size.test_people, len(world.people) // 2)))
     splits: dict[str, list[QAExample]] = {"train": [], "test": []}
     makers: dict[str, Callable[[World], list[tuple[str, str, dict]]]] = {SINGLE_HOP: _single, TWO_HOP: _two_hop}
     for source, make in makers.items():
         rows = make(world)
         random.Random(f"zerosearch-world/{world.seed}/split/{source}").shuffle(rows)
-        n_test = min(world.size.test_per_source, len(rows) // 2)
-        for split, part in (("test", rows[:n_test]), ("train", rows[n_test:])):
+        for split in ("test", "train"):
+            part = [row for row in rows if (row[2]["entity"] in held_out) == (split == "test")]
             for i, (question, answer, meta) in enumerate(part):
                 splits[split].append(QAExample(id=f"{source}-{split}-{i}", question=question, answers=(answer,),
                                                source=source, metadata={**meta, "split": split}))

@@ -30,7 +30,7 @@ from zerosearch_rl.types import Document, QAExample, SearchRequest
 from zerosearch_rl.world.build import write_corpus
 from zerosearch_rl.world.invented import invented_world
 from zerosearch_rl.world.model import World
-from zerosearch_rl.world.text import RELATIONS, documents, questions
+from zerosearch_rl.world.text import RELATIONS, SINGLE_HOP, documents, questions
 
 THINK_MEMORY = "<think> I remember the answer. </think>\n"
 THINK_SEARCH = "<think> I need to search. </think>\n"
@@ -125,8 +125,13 @@ def policy_texts(world: World, train: Sequence[QAExample], engine: SearchBackend
 
 def invented_texts(world: World, style: AgentStyle, seed: int, topk: int,
                    tokenizer: Any = None) -> list[list[tuple[str, bool]]]:
-    """Full-search traces (the decision to search given) for every question about the people and
-    companies of ``style.invented_worlds`` invented twins, each searched with BM25 over its own era B."""
+    """Search-and-read traces (the decision to search given) for every single-hop question about the
+    people and companies of ``style.invented_worlds`` invented twins, each searched with BM25 over its
+    own era B.
+
+    Single-hop only: these traces teach reading, not how many searches a two-hop question needs. Full
+    two-hop traces here made the base policy, once forced to search, always search twice, leaving RL
+    nothing to learn on two-hop questions; that part of its imperfection must come from ``style``."""
     from zerosearch_rl.search.bm25 import BM25Backend
 
     samples = []
@@ -135,7 +140,8 @@ def invented_texts(world: World, style: AgentStyle, seed: int, topk: int,
         with tempfile.TemporaryDirectory() as tmp:
             engine = BM25Backend(write_corpus(documents(twin, "B"), Path(tmp) / "corpus.jsonl"), topk, tmp)
             for ex in (ex for split in questions(twin).values() for ex in split):
-                if ex.metadata["entity"] in twin.people or ex.metadata["entity"] in twin.companies:
+                if ex.source == SINGLE_HOP and (ex.metadata["entity"] in twin.people
+                                                or ex.metadata["entity"] in twin.companies):
                     rng = random.Random(f"trace/{seed}/invented/{k}/{ex.id}")
                     samples.append(agent_trace(ex, twin, engine, rng, ALWAYS_SEARCH, tokenizer, decided=True))
     return samples
