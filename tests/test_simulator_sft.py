@@ -14,6 +14,7 @@ from zerosearch_rl.data import DataError, load_examples
 from zerosearch_rl.demo import asset
 from zerosearch_rl.generation import Generated
 from zerosearch_rl.llm.base import Completion
+from zerosearch_rl.protocol import render_information
 from zerosearch_rl.search.bm25 import BM25Backend
 from zerosearch_rl.search.simulated import build_simulator_prompt, parse_documents
 from zerosearch_rl.simulator_sft import (
@@ -248,7 +249,10 @@ def test_sft_set_prompt_is_the_simulate_sft_prompt_and_completion_round_trips(tm
         request = SearchRequest(query=r.query, question=r.question, answers=r.answers, noisy=r.label == "noisy")
         assert row["prompt"] == build_simulator_prompt(request, "sft")
         docs, clean = parse_documents(row["completion"], topk=5)
-        assert clean and [d.text for d in docs] == [f"{d.title}: {' '.join(d.text.split())}" for d in r.documents]
+        # titles and texts come back as they were (texts on one line), so the policy's information block
+        # renders a simulated page exactly as the engine's
+        assert clean and [(d.title, d.text) for d in docs] == [(d.title, " ".join(d.text.split())) for d in r.documents]
+        assert render_information(docs) == render_information(r.documents)
     assert rows[1]["prompt"].endswith("Query: Ada Kowalski birthplace\nNoisy Output:")
     assert read_sft_set(tmp_path / "sft.jsonl")[0] == {"prompt": rows[0]["prompt"], "completion": rows[0]["completion"]}
 

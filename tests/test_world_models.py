@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from zerosearch_rl.data import read_examples
-from zerosearch_rl.generation import Generated
+from zerosearch_rl.generation import ForcedFirstTurn, Generated
 from zerosearch_rl.llm.base import Sampling
 from zerosearch_rl.world.build import build_world
-from zerosearch_rl.world.measure import ForcedFirstTurn, bm25_hits
+from zerosearch_rl.world.measure import bm25_hits
 
 
 class Echo:

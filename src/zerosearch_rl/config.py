@@ -254,8 +254,8 @@ class TrainerConfig(_Section):
                 "vLLM, synced after each update; full fine-tuning only), auto = ddp when WORLD_SIZE > 1.")
 
 
-EVAL_METHODS = ("direct", "cot", "rag", "agent", "agent_forced")
-EvalMethod = Literal["direct", "cot", "rag", "agent", "agent_forced"]
+EVAL_METHODS = ("direct", "cot", "rag", "agent", "agent_forced", "agent_prefixed")
+EvalMethod = Literal["direct", "cot", "rag", "agent", "agent_forced", "agent_prefixed"]
 
 
 @dataclass(frozen=True)
@@ -264,7 +264,10 @@ class EvalConfig(_Section):
     methods: tuple[EvalMethod, ...] = _f(
         ("agent",), "Methods to run with the same model: direct (answer at once), cot (think, then answer), rag "
                     "(search the question once, answer from the top search.topk documents), agent (the multi-turn "
-                    "search protocol), agent_forced (agent whose first action is a search of the question).")
+                    "search protocol), agent_forced (agent whose first action is a search of the question), "
+                    "agent_prefixed (agent whose first turn starts with eval.first_turn_prefix).")
+    first_turn_prefix: str = _f("<search>", "agent_prefixed: the text the model's first turn starts with, given, not "
+                                            "generated; the default makes it search first with a query of its own.")
     limit: int | None = _f(None, "Evaluate at most this many questions per data file (null = all).", gt=0)
     batch_size: int = _f(16, "Questions generated together (the traces file is appended after each batch).", ge=1)
     temperature: float = _f(0.0, "Sampling temperature (0 = greedy).", ge=0.0)

@@ -184,3 +184,23 @@ class HFGenerator:
         probs = torch.softmax(top_p_filter(scaled, sampling.top_p), dim=-1)
         tok = torch.multinomial(probs, 1, generator=generator)[:, 0]
         return tok, torch.log_softmax(scaled, dim=-1).gather(-1, tok[:, None])[:, 0]
+
+
+class ForcedFirstTurn:
+    """A generator whose first call (the first turn of a batch of episodes) starts with ``prefix`` ids.
+
+    The prefix tokens are recorded as policy tokens with log-prob 0: measurement only, never training.
+    """
+
+    def __init__(self, inner: TokenGenerator, prefix: Sequence[int]) -> None:
+        self.inner, self.prefix, self.first = inner, list(prefix), True
+
+    def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: Sequence[int],
+                 sampling: Sampling) -> list[Generated]:
+        if not self.first:
+            return self.inner.generate(prompts, max_new_tokens, sampling)
+        self.first = False
+        n = len(self.prefix)
+        outs = self.inner.generate([[*p, *self.prefix] for p in prompts], [max(1, b - n) for b in max_new_tokens],
+                                   sampling)
+        return [Generated(self.prefix + g.token_ids, [0.0] * n + g.logprobs, g.finish) for g in outs]

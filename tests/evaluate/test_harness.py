@@ -77,6 +77,27 @@ def test_rag_and_agent_record_documents_and_searches(tmp_path):
     assert report.results["rag"]["overall"]["answer_in_documents"] == 1.0
 
 
+def test_agent_prefixed_starts_the_first_turn_with_the_prefix_and_the_model_writes_the_query(tmp_path):
+    def reply(context: str) -> str:
+        if "Doc 1" in context:
+            return answer_by_question(context)
+        # the model never searches by itself; once its turn starts with "<search>" it completes a query
+        return " capital </search>" if context.endswith("<search>") else "<answer> Rome </answer>"
+
+    gen = ScriptedGenerator(reply)
+    report = evaluate(gen, gen.tokenizer, FakeBackend(topk=2), examples()[:2], ["agent", "agent_prefixed"],
+                      _cfg(), tmp_path, progress=False)
+    traces = {(t["method"], t["id"]): t for t in read_traces(tmp_path / TRACES_FILE)}
+    assert traces[("agent", "q1")]["searches"] == [] and report.results["agent"]["overall"]["exact_match"] == 0.0
+    prefixed = traces[("agent_prefixed", "q1")]
+    assert [s["query"] for s in prefixed["searches"]] == ["capital"]  # its own query, not the question
+    assert prefixed["response"].startswith("<search> capital </search>")
+    assert report.results["agent_prefixed"]["overall"]["exact_match"] == 0.5  # as with documents shown above
+    with pytest.raises(ConfigError, match="first_turn_prefix"):
+        evaluate(gen, gen.tokenizer, FakeBackend(topk=2), examples()[:1], ["agent_prefixed"],
+                 _cfg("eval.first_turn_prefix="), tmp_path / "empty", progress=False)
+
+
 def test_resume_skips_written_items_and_tolerates_a_cut_last_line(tmp_path):
     gen = ScriptedGenerator(answer_by_question)
     cfg = _cfg()

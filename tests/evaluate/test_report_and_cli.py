@@ -102,7 +102,7 @@ def test_cli_eval_then_compare_and_one_line_errors(tmp_path, capsys):
 
     assert cli.main(["eval", "--data", str(data), "eval.methods=[oracle]"]) == 2
     err = capsys.readouterr().err
-    assert "eval.methods: 'oracle' is not valid; valid: direct, cot, rag, agent, agent_forced" in err
+    assert "eval.methods: 'oracle' is not valid; valid: direct, cot, rag, agent, agent_forced, agent_prefixed" in err
     assert cli.main(["eval", "--data", str(tmp_path / "nope.jsonl"), "model.policy=tiny-random"]) == 2
     assert "nope.jsonl' does not exist" in capsys.readouterr().err
     assert cli.main(["eval", "--data", str(data), "--methods", "direct", "model.policy=" + str(tmp_path / "x")]) == 2

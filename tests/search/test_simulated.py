@@ -88,6 +88,9 @@ def test_few_shot_prompt_carries_a_demonstration_of_the_same_kind():
         # empty output: nothing, not clean
         ("   ", [], False),
         ("Doc 1:", [], False),
+        # a "(Title: ...)" marker becomes the title; a marker with no text after it stays text
+        ("Doc 1: (Title: Ada Kowalski) Ada was born in Marlow.\nDoc 2: (Title: x)", ["Ada was born in Marlow.",
+                                                                                      "(Title: x)"], True),
     ],
 )
 def test_parse_documents(text, texts, clean):
@@ -95,6 +98,11 @@ def test_parse_documents(text, texts, clean):
     assert [d.text for d in docs] == texts
     assert ok is clean
     assert len({d.id for d in docs}) == len(docs)
+
+
+def test_titled_pages_render_like_the_engine_that_wrote_them():
+    docs, _ = parse_documents("Doc 1: (Title: Ada Kowalski) Ada was born in Marlow.\nDoc 2: plain text", topk=5)
+    assert [(d.title, d.text) for d in docs] == [("Ada Kowalski", "Ada was born in Marlow."), ("", "plain text")]
 
 
 def test_each_request_gets_its_own_question_and_answer():

@@ -97,7 +97,7 @@ def ask(cfg: Config, question: str, method: str = "agent", answers: Sequence[str
     ctx = EvalContext(live, tokenizer, recorder, cfg.rollout,
                       Sampling(temperature=e.temperature, top_p=e.top_p, max_new_tokens=e.answer_max_new_tokens,
                                seed=e.seed if e.temperature > 0 else None),
-                      cfg.model.prompt_style, e.seed, e.answer_max_new_tokens)
+                      cfg.model.prompt_style, e.seed, e.answer_max_new_tokens, e.first_turn_prefix)
     start = time.perf_counter()
     try:
         (traj,) = runner.run(ctx, [example])

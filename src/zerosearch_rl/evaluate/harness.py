@@ -25,7 +25,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-from zerosearch_rl.config import Config, ConfigError, config_to_dict
+from zerosearch_rl.config import EVAL_METHODS, Config, ConfigError, config_to_dict
 from zerosearch_rl.evaluate.methods import EvalContext, get_method
 from zerosearch_rl.evaluate.report import (
     EVAL_CONFIG_FILE,
@@ -170,7 +170,7 @@ def evaluate(policy: Any, tokenizer: Any, backend: SearchBackend, examples: Sequ
     """
     runners = {m: get_method(m) for m in dict.fromkeys(methods)}
     if not runners:
-        raise ConfigError("eval.methods is empty; valid: direct, cot, rag, agent, agent_forced")
+        raise ConfigError(f"eval.methods is empty; valid: {', '.join(EVAL_METHODS)}")
     if not examples:
         raise ConfigError("no questions to evaluate: check data.eval_files, data.sources and eval.limit")
     out = Path(out_dir)
@@ -182,7 +182,7 @@ def evaluate(policy: Any, tokenizer: Any, backend: SearchBackend, examples: Sequ
     ctx = EvalContext(as_generator(policy, tokenizer), tokenizer, recorder, cfg.rollout,
                       Sampling(temperature=e.temperature, top_p=e.top_p, max_new_tokens=e.answer_max_new_tokens,
                                seed=e.seed if e.temperature > 0 else None),
-                      cfg.model.prompt_style, e.seed, e.answer_max_new_tokens)
+                      cfg.model.prompt_style, e.seed, e.answer_max_new_tokens, e.first_turn_prefix)
     todo = {m: [ex for ex in examples if (m, ex.id) not in done] for m in runners}
     total = sum(len(v) for v in todo.values())
     start = time.perf_counter()

@@ -6,6 +6,9 @@
 - ``agent``: the multi-turn search protocol of training (``Rollout``): think, search, read, answer.
 - ``agent_forced``: ``agent`` whose first action is a search of the question, injected before the
   model's first turn (the "base policy forced to search" row of a comparison).
+- ``agent_prefixed``: ``agent`` whose first turn starts with ``eval.first_turn_prefix`` (default
+  ``<search>``): the model is made to search first but writes the query itself, in its own words and
+  format (the stronger "forced to search" baseline for a model trained on its own traces).
 
 Every method returns one ``Trajectory`` per question, scored the same way afterwards; the one-turn
 methods build theirs with a prompt segment and one policy segment, so the token counts mean the same
@@ -15,11 +18,11 @@ thing for every method. Documents are recorded by the ``RecordingBackend`` the h
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Protocol
 
 from zerosearch_rl.config import EVAL_METHODS, ConfigError, RolloutConfig
-from zerosearch_rl.generation import TokenGenerator
+from zerosearch_rl.generation import ForcedFirstTurn, TokenGenerator
 from zerosearch_rl.llm.base import Sampling
 from zerosearch_rl.protocol import render_information, render_user_message, uses_chat_template
 from zerosearch_rl.rollout import PromptTooLong, Rollout
@@ -47,6 +50,7 @@ class EvalContext:
     prompt_style: str = "auto"
     seed: int = 0
     answer_max_new_tokens: int = 64
+    first_turn_prefix: str = "<search>"
 
 
 class Method(Protocol):
@@ -146,9 +150,19 @@ class ForcedAgent(Agent):
     forced = True
 
 
+class PrefixedAgent(Agent):
+    name = "agent_prefixed"
+
+    def run(self, ctx: EvalContext, examples: Sequence[QAExample]) -> list[Trajectory]:
+        if not ctx.first_turn_prefix:
+            raise ConfigError("agent_prefixed needs a non-empty eval.first_turn_prefix")
+        prefix = ctx.tokenizer(ctx.first_turn_prefix, add_special_tokens=False)["input_ids"]
+        return super().run(replace(ctx, generator=ForcedFirstTurn(ctx.generator, prefix)), examples)
+
+
 #: Every method by name; ``config.EVAL_METHODS`` lists the same names (the config must stay light).
 METHODS: dict[str, Callable[[], Method]] = {
-    m.name: m for m in (Direct, ChainOfThought, Rag, Agent, ForcedAgent)
+    m.name: m for m in (Direct, ChainOfThought, Rag, Agent, ForcedAgent, PrefixedAgent)
 }
 assert tuple(METHODS) == EVAL_METHODS, "config.EVAL_METHODS and evaluate.methods.METHODS must agree"
 

@@ -88,6 +88,7 @@ PROMPT_TEMPLATE = (
 
 _DOC_LINE = re.compile(r"^\s*[*#>\-\s]*(?:doc(?:ument)?)\s*#?\s*(\d+)\s*\**\s*[:.)\-–]\s*\**\s*(.*)$", re.IGNORECASE)
 _THINK_BLOCK = re.compile(r"^\s*<think>.*?</think>", re.DOTALL)
+_TITLE = re.compile(r"^\(Title:\s*([^()]*?)\s*\)\s*(.*)$", re.DOTALL)
 
 
 def _kind(noisy: bool) -> str:
@@ -118,6 +119,7 @@ def parse_documents(text: str, topk: int, id_prefix: str = "sim") -> tuple[list[
 
     Tolerates blank lines, markdown decoration (``**Doc 1:**``), numbering drift (1, 2, 2, 4), text
     wrapped over several lines, a leading ``<think>`` block, and more or fewer documents than asked.
+    A document that starts with ``(Title: …)`` gets that title (``simulator_sft.records.page_text``).
     Output without any ``Doc N:`` marker falls back to one document per non-empty paragraph and is
     reported as not parsed cleanly; empty output gives no documents.
     """
@@ -135,8 +137,17 @@ def parse_documents(text: str, topk: int, id_prefix: str = "sim") -> tuple[list[
     clean = bool(bodies) and not preamble
     if not bodies:
         bodies = [" ".join(p.split()) for p in re.split(r"\n\s*\n", text) if p.strip()]
-    docs = [Document(id=f"{id_prefix}-{i}", title="", text=b) for i, b in enumerate(bodies, start=1) if b]
+    docs = [_document(f"{id_prefix}-{i}", b) for i, b in enumerate(bodies, start=1) if b]
     return docs[:topk], clean and bool(docs)
+
+
+def _document(doc_id: str, body: str) -> Document:
+    """A document from one page entry; a leading ``(Title: …)`` (the marker of ``page_text`` and of the
+    policy's information block) becomes its title."""
+    m = _TITLE.match(body)
+    if m and m.group(2).strip():
+        return Document(id=doc_id, title=m.group(1), text=m.group(2).strip())
+    return Document(id=doc_id, title="", text=body)
 
 
 def _key(request: SearchRequest) -> tuple[str, bool, str, tuple[str, ...]]:

@@ -77,12 +77,18 @@ def one_line(text: str) -> str:
 
 
 def page_text(documents: Sequence[Document]) -> str:
-    """Documents as ``Doc N: title: text`` lines, the simulator's output format (``parse_documents`` reads
-    it back: one document per line, numbered from 1)."""
+    """Documents as ``Doc N: (Title: title) text`` lines, the simulator's output format.
+
+    The title marker is the one the policy sees in a real engine's information block
+    (``protocol.render_information``), and ``parse_documents`` reads it back into the title: a tuned
+    simulator's pages then reach the policy in exactly the real engine's rendering, so what the policy
+    learns to read during simulated training is what it reads at evaluation. A page without titles
+    is plain ``Doc N: text`` lines.
+    """
     lines = []
     for i, d in enumerate(documents, start=1):
         title, text = one_line(d.title), one_line(d.text)
-        lines.append(f"Doc {i}: {title}: {text}" if title else f"Doc {i}: {text}")
+        lines.append(f"Doc {i}: (Title: {title}) {text}" if title else f"Doc {i}: {text}")
     return "\n".join(lines)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from zerosearch_rl.config import RolloutConfig
-from zerosearch_rl.generation import Generated, TokenGenerator
+from zerosearch_rl.generation import ForcedFirstTurn, TokenGenerator
 from zerosearch_rl.llm.base import ChatLLM, Sampling
 from zerosearch_rl.reward import cover_em, exact_match, extract_answer
 from zerosearch_rl.search.base import SearchBackend
@@ -50,26 +50,6 @@ def bm25_hits(engine: SearchBackend, examples: Sequence[QAExample]) -> dict[str,
         in_top[kind].append(doc_id in ids)
         first[kind].append(bool(ids) and ids[0] == doc_id)
     return {k: {"top_k": _rate(in_top[k]), "first": _rate(first[k]), "queries": len(in_top[k])} for k in in_top}
-
-
-class ForcedFirstTurn:
-    """A generator whose first call (the first turn of a batch of episodes) starts with ``prefix`` ids.
-
-    The prefix tokens are recorded as policy tokens with log-prob 0: measurement only, never training.
-    """
-
-    def __init__(self, inner: TokenGenerator, prefix: Sequence[int]) -> None:
-        self.inner, self.prefix, self.first = inner, list(prefix), True
-
-    def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: Sequence[int],
-                 sampling: Sampling) -> list[Generated]:
-        if not self.first:
-            return self.inner.generate(prompts, max_new_tokens, sampling)
-        self.first = False
-        n = len(self.prefix)
-        outs = self.inner.generate([[*p, *self.prefix] for p in prompts], [max(1, b - n) for b in max_new_tokens],
-                                   sampling)
-        return [Generated(self.prefix + g.token_ids, [0.0] * n + g.logprobs, g.finish) for g in outs]
 
 
 @dataclass(frozen=True)

@@ -12,20 +12,24 @@ Stages, each skipped when its output is already on disk (a second run reuses the
    exponential noise curriculum);
 4. **evaluation** with the real engine on the test questions: the base policy answering directly,
    with one search of the question (RAG), as an agent (greedy) and forced to search first; each RL
-   policy as an agent. Exact match per source, as a Markdown table and a PNG chart, and the runs'
-   reward curves with the noise schedule.
+   policy as an agent. "Forced to search first" gives the policy's first turn the opening of a
+   search turn of its own traces (``traces.FORCED_SEARCH_PREFIX``) and lets it write the query: the
+   base policy at its best, searching as it was taught (searching the question text for it, the
+   generic ``agent_forced``, puts the documents where its traces never had them). Exact match per
+   source, as a Markdown table and a PNG chart, and the runs' reward curves with the noise schedule.
 """
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from zerosearch_rl.config import Config, load_config
 from zerosearch_rl.world.build import WorldFiles
+from zerosearch_rl.world.traces import FORCED_SEARCH_PREFIX
 
 REPO_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 RL_PRESET = REPO_CONFIGS / "world_grpo_bm25.yaml"
@@ -39,7 +43,7 @@ RL_RUNS: dict[str, tuple[str, ...]] = {
     "simulator, tuned": ("search.backend=simulate_sft", "simulator.model={tuned}"),
 }
 BASE_METHODS = {"direct": "direct answer (no search)", "rag": "RAG (search the question once)",
-                "agent": "before RL (greedy)", "agent_forced": "before RL, forced to search first"}
+                "agent": "before RL (greedy)", "agent_prefixed": "before RL, forced to search first"}
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,7 @@ def train_policies(models: Path, root: Path, plan: Plan, tuned: Path) -> dict[st
         final = Path(cfg.trainer.output_dir) / "final"
         if not (final / "config.json").is_file():
             shutil.rmtree(cfg.trainer.output_dir, ignore_errors=True)  # a half-finished run starts over
+            shutil.rmtree(root / "eval" / _slug(name), ignore_errors=True)  # and its policy's old answers go
             trainer = Trainer(cfg)
             try:
                 trainer.train()
@@ -169,6 +174,7 @@ def evaluate_all(models: Path, root: Path, plan: Plan, finals: dict[str, Path]) 
     from zerosearch_rl.search import build_backend
 
     cfg = _rl_config(models, root, plan, "eval", ["search.backend=bm25"])
+    cfg = replace(cfg, eval=replace(cfg.eval, first_turn_prefix=FORCED_SEARCH_PREFIX))
     tests = _per_source(load_examples([WorldFiles(models / "world").qa("test")]), plan.eval_per_source)
     engine = build_backend(cfg)
     rows = []
