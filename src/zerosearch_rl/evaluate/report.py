@@ -168,7 +168,8 @@ def chart(rows: Sequence[tuple[str, dict[str, float]]], metric: str, path: Path,
 
     columns = [*dict.fromkeys(s for _, v in rows for s in v if s != AVERAGE), AVERAGE]
     width = 0.8 / max(1, len(rows))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(columns) + 2), 3.6))
+    # the legend goes to the right of the axes, where it never hides a bar
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(columns) + 2) + 3.0, 3.6))
     for i, (label, values) in enumerate(rows):
         scale = 100 if metric in RATES else 1
         ax.bar([c + i * width for c in range(len(columns))], [scale * values.get(c, 0.0) for c in columns],
@@ -176,7 +177,7 @@ def chart(rows: Sequence[tuple[str, dict[str, float]]], metric: str, path: Path,
     ax.set_xticks([c + width * (len(rows) - 1) / 2 for c in range(len(columns))], columns, fontsize=8)
     ax.set_ylabel(_unit(metric))
     ax.set_title(title)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
