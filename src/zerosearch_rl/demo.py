@@ -1,4 +1,4 @@
-"""``zerosearch demo``: the engines of ZeroSearch side by side on a small built-in set of questions.
+"""``zerosearch engines`` (`make demo-engines`): the engines side by side on a small built-in question set.
 
 Steps: a real BM25 engine over fictional documents; the same engine served over HTTP with the
 Search-R1 ``/retrieve`` protocol and queried back through ``RemoteBackend``; a simulated engine
@@ -71,7 +71,8 @@ def _plot(scores: list[EngineScore], path: Path) -> None:
     plt.close(fig)
 
 
-def run_demo(out_dir: str | Path = "runs/demo", simulator: bool = True, limit: int | None = None) -> list[EngineScore]:
+def run_demo(out_dir: str | Path = "runs/engines", simulator: bool = True,
+             limit: int | None = None) -> list[EngineScore]:
     """Run every step, print a table, write ``containment.png``; returns the scores."""
     from rich.console import Console
     from rich.table import Table
