@@ -40,7 +40,7 @@ def test_llm_judge_says_useful_and_noisy_from_its_prompt():
     prompt = bodies[0]["messages"][0]["content"]
     assert 'Question: Where was Ada Kowalski born?\nCorrect answer: Marlow\nSearch query: Ada Kowalski birthplace' \
         in prompt
-    assert "Doc 1: T0: Ada Kowalski was born in Marlow." in prompt
+    assert "Doc 1: (Title: T0) Ada Kowalski was born in Marlow." in prompt
     assert all(b["model"] == "judge" and b["temperature"] == 0.0 for b in bodies)
 
 
