@@ -101,8 +101,11 @@ def test_parse_documents(text, texts, clean):
 
 
 def test_titled_pages_render_like_the_engine_that_wrote_them():
-    docs, _ = parse_documents("Doc 1: (Title: Ada Kowalski) Ada was born in Marlow.\nDoc 2: plain text", topk=5)
-    assert [(d.title, d.text) for d in docs] == [("Ada Kowalski", "Ada was born in Marlow."), ("", "plain text")]
+    page = ("Doc 1: (Title: Ada Kowalski) Ada was born in Marlow.\nDoc 2: plain text\n"
+            "Doc 3: (Title: Mercury (planet)) Hot.")
+    docs, _ = parse_documents(page, topk=5)
+    assert [(d.title, d.text) for d in docs] == [("Ada Kowalski", "Ada was born in Marlow."), ("", "plain text"),
+                                                 ("Mercury (planet)", "Hot.")]
 
 
 def test_each_request_gets_its_own_question_and_answer():

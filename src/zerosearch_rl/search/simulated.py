@@ -88,7 +88,7 @@ PROMPT_TEMPLATE = (
 
 _DOC_LINE = re.compile(r"^\s*[*#>\-\s]*(?:doc(?:ument)?)\s*#?\s*(\d+)\s*\**\s*[:.)\-–]\s*\**\s*(.*)$", re.IGNORECASE)
 _THINK_BLOCK = re.compile(r"^\s*<think>.*?</think>", re.DOTALL)
-_TITLE = re.compile(r"^\(Title:\s*([^()]*?)\s*\)\s*(.*)$", re.DOTALL)
+_TITLE = re.compile(r"^\(Title:\s*((?:[^()]|\([^()]*\))*?)\s*\)\s*(.*)$", re.DOTALL)  # "Mercury (planet)" too
 
 
 def _kind(noisy: bool) -> str:
