@@ -75,6 +75,8 @@ def test_override_values_are_typed():
         (["search.cache=sqlite"], r"search.cache=sqlite needs search.cache_path"),
         (["search.backend=mixture", "search.mixture_real=simulate_sft"], r"mixture_real must be a real engine"),
         (["curriculum.base=1"], r"curriculum.base must not be 1"),
+        (["trainer.lr_schedule=step"], r"trainer.lr_schedule: .step. is not valid; valid: constant, linear, cosine"),
+        (["trainer.min_lr_ratio=2"], r"trainer.min_lr_ratio must be <= 1"),
     ],
 )
 def test_bad_values_name_the_key(overrides, message):

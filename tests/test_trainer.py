@@ -80,6 +80,15 @@ def test_two_steps_change_the_policy_and_write_everything(policy_dir, born, tmp_
     assert torch.equal(flat(final), flat(trainer.policy))
 
 
+def test_lr_schedule_sets_each_steps_learning_rate(policy_dir, born, tmp_path):
+    cfg = config(policy_dir, born, tmp_path, "trainer.total_steps=3", "trainer.lr_schedule=linear",
+                 "trainer.save_every=0")
+    trainer = Trainer(cfg, reward_fn=format_reward)
+    history = trainer.train()
+    trainer.close()
+    assert [m["actor/lr"] for m in history] == pytest.approx([1e-2, 1e-2 * 2 / 3, 1e-2 / 3])
+
+
 def _handmade_batch(trainer):
     """Two trajectories with observation tokens between policy turns (ids are arbitrary vocabulary)."""
     trajs = []

@@ -240,6 +240,10 @@ class TrainerConfig(_Section):
     lr: float = _f(1e-6, "Policy learning rate (ZeroSearch: 1e-6).", gt=0.0)
     weight_decay: float = _f(0.0, "AdamW weight decay.", ge=0.0)
     warmup_steps: int = _f(0, "Linear learning-rate warm-up steps.", ge=0)
+    lr_schedule: Literal["constant", "linear", "cosine"] = _f(
+        "constant", "Learning rate after the warm-up: constant (ZeroSearch), or decaying linearly or along a "
+                    "cosine to lr * min_lr_ratio at total_steps.")
+    min_lr_ratio: float = _f(0.0, "Floor of a decaying lr_schedule, as a fraction of lr.", ge=0.0, le=1.0)
     max_grad_norm: float = _f(1.0, "Gradient clipping norm.", gt=0.0)
     reward_metric: Literal["f1", "exact_match", "cover_em"] = _f("f1", "Reward (ZeroSearch: f1).")
     output_dir: str = _f("runs/default", "Run folder: metrics, checkpoints, resolved config, plots.")

@@ -9,6 +9,7 @@ of the whole mini-batch, and DDP averages the gradients.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +35,26 @@ from zerosearch_rl.rollout import Rollout
 from zerosearch_rl.search import build_backend
 from zerosearch_rl.tracking import MetricsLogger
 from zerosearch_rl.types import Trajectory
+
+
+def lr_multiplier(step: int, total_steps: int, warmup_steps: int = 0, schedule: str = "constant",
+                  min_ratio: float = 0.0) -> float:
+    """The factor on ``trainer.lr`` for optimizer step ``step`` (0-based): a linear warm-up reaching 1 at
+    step ``warmup_steps - 1``, then constant, or a linear or cosine decay from 1 (right after the warm-up)
+    to ``min_ratio`` at ``total_steps``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    span = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / span)
+    if schedule == "linear":
+        shape = 1.0 - progress
+    elif schedule == "cosine":
+        shape = 0.5 * (1.0 + math.cos(math.pi * progress))
+    else:
+        raise ValueError(f"unknown lr schedule {schedule!r}; valid: constant, linear, cosine")
+    return min_ratio + (1.0 - min_ratio) * shape
 
 
 def _mean(values: list[float]) -> float:
@@ -79,7 +100,7 @@ class Trainer:
         params = [p for p in self.policy.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: min(1.0, (s + 1) / t.warmup_steps) if t.warmup_steps else 1.0)
+            self.optimizer, lambda s: lr_multiplier(s, t.total_steps, t.warmup_steps, t.lr_schedule, t.min_lr_ratio))
         self.critic_opt = (torch.optim.AdamW(self.value.parameters(), lr=cfg.algorithm.critic_lr)
                            if self.value is not None else None)
         self.search = build_backend(cfg)
@@ -238,6 +259,7 @@ class Trainer:
                                 [t.group_id for t in trajs], values),
             algo.AdvantageOptions.from_config(cfg.algorithm))
         t2 = time.perf_counter()
+        lr = float(self.scheduler.get_last_lr()[0])  # this step's (the update moves the scheduler on)
         metrics.update(self._update(batch, old, ref, adv, returns, values, step))
         metrics["time/weight_sync"] = self._sync_generator()
         t3 = time.perf_counter()
@@ -249,7 +271,7 @@ class Trainer:
         metrics.update({
             "noise/probability": noise_p,
             "noise/served_share": sum(tr.metrics["noisy_searches"] for tr in trajs) / searches if searches else 0.0,
-            "actor/lr": float(self.scheduler.get_last_lr()[0]),
+            "actor/lr": lr,
             "time/generate": result.generate_s, "time/search": result.search_s, "time/reference": t2 - t1,
             "time/update": t3 - t2, "time/step": t3 - t0,
         })
