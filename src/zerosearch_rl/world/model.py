@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 SYLLABLES = (
     "Bren", "Kal", "Vor", "Mel", "Tam", "Orl", "Gar", "Sel", "Dun", "Fen", "Hal", "Ner", "Pol", "Rav", "Sor",
@@ -27,6 +28,8 @@ FAMILY_SUFFIXES = ("ley", "ner", "son", "ik", "ard")
 TOWN_SUFFIXES = ("ford", "mouth", "wick", "dale", "holm")
 COUNTRY_SUFFIXES = ("ia", "land")
 SECTORS = ("Mills", "Foods", "Motors", "Textiles", "Works", "Bank")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ def _names(rng: random.Random, size: WorldSize) -> tuple[tuple[str, ...], ...]:
     return countries, towns, companies, people
 
 
-def _drifted(rng: random.Random, value: object, choices: list, drift: float) -> object:
+def _drifted(rng: random.Random, value: T, choices: list[T], drift: float) -> T:
     """With probability ``drift``, another value than ``value`` (era A's stale fact), else ``value``."""
     if rng.random() >= drift:
         return value
