@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from zerosearch_rl.trainer import lr_multiplier
+from zerosearch_rl.lr_schedule import lr_multiplier
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ of the whole mini-batch, and DDP averages the gradients.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ from zerosearch_rl.curriculum import unit_draw
 from zerosearch_rl.data import PromptSampler, load_examples
 from zerosearch_rl.generation import HFGenerator, TokenGenerator
 from zerosearch_rl.llm.base import Sampling
+from zerosearch_rl.lr_schedule import lr_multiplier
 from zerosearch_rl.policy import TokenBatch, frozen_copy, load_policy, slice_rows, token_logprobs, value_model_like
 from zerosearch_rl.protocol import STOP_STRINGS
 from zerosearch_rl.reward import RewardScores, score_all
@@ -35,26 +35,6 @@ from zerosearch_rl.rollout import Rollout
 from zerosearch_rl.search import build_backend
 from zerosearch_rl.tracking import MetricsLogger
 from zerosearch_rl.types import Trajectory
-
-
-def lr_multiplier(step: int, total_steps: int, warmup_steps: int = 0, schedule: str = "constant",
-                  min_ratio: float = 0.0) -> float:
-    """The factor on ``trainer.lr`` for optimizer step ``step`` (0-based): a linear warm-up reaching 1 at
-    step ``warmup_steps - 1``, then constant, or a linear or cosine decay from 1 (right after the warm-up)
-    to ``min_ratio`` at ``total_steps``."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    if schedule == "constant":
-        return 1.0
-    span = max(1, total_steps - warmup_steps)
-    progress = min(1.0, (step - warmup_steps) / span)
-    if schedule == "linear":
-        shape = 1.0 - progress
-    elif schedule == "cosine":
-        shape = 0.5 * (1.0 + math.cos(math.pi * progress))
-    else:
-        raise ValueError(f"unknown lr schedule {schedule!r}; valid: constant, linear, cosine")
-    return min_ratio + (1.0 - min_ratio) * shape
 
 
 def _mean(values: list[float]) -> float:

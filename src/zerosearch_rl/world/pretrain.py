@@ -7,7 +7,6 @@ algorithms are on for the run, so the same texts, spec and seed give bit-identic
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -15,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from zerosearch_rl.lr_schedule import lr_multiplier
 
 Sample = tuple[list[int], list[int]]  # token ids, loss mask (1 = trained)
 
@@ -118,13 +119,6 @@ def lm_loss(model: Any, ids: torch.Tensor, attn: torch.Tensor, target: torch.Ten
     return (nll * target).sum() / target.sum().clamp(min=1)
 
 
-def _lr_factor(step: int, spec: TrainSpec) -> float:
-    if step < spec.warmup:
-        return (step + 1) / spec.warmup
-    progress = (step - spec.warmup) / max(1, spec.steps - spec.warmup)
-    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
 def pretrain(model: Any, samples: Sequence[Sample], spec: TrainSpec, seed: int, pad_id: int,
              on_step: Callable[[int, float], None] | None = None) -> list[float]:
     """Train ``model`` in place for ``spec.steps`` steps; returns the loss of every step."""
@@ -134,7 +128,8 @@ def pretrain(model: Any, samples: Sequence[Sample], spec: TrainSpec, seed: int, 
     with deterministic(spec.threads):
         model.train()
         opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, betas=(0.9, 0.98), weight_decay=spec.weight_decay)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, spec))
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: lr_multiplier(s, spec.steps, spec.warmup, "cosine", min_ratio=0.1))
         it = batches(samples, spec.batch_size, seed)
         for step in range(spec.steps):
             ids, attn, target = collate([samples[i] for i in next(it)], pad_id)
