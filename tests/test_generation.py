@@ -112,3 +112,72 @@ def test_a_group_sharing_its_prompt_is_prefilled_once_and_stays_exact(lm):
         for p, out in zip([a, a, b, a], sampled, strict=True):
             expected = teacher_forced_logprobs(model, p, out.token_ids)
             assert torch.allclose(torch.tensor(out.logprobs), expected, atol=1e-5)
+
+
+class ScriptedLM(torch.nn.Module):
+    """A causal LM that writes ``script`` whatever its prompt (the script's k-th token after a prompt of
+    ``prompt_len`` tokens), through the same forward signature and KV-cache arguments as a real one."""
+
+    def __init__(self, script: list[int], vocab: int, prompt_len: int, eos_ids: list[int]) -> None:
+        from types import SimpleNamespace
+
+        from transformers import GenerationConfig
+
+        super().__init__()
+        self.script, self.vocab, self.prompt_len = script, vocab, prompt_len
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.config = SimpleNamespace(_attn_implementation=None)
+        self.generation_config = GenerationConfig(eos_token_id=eos_ids)
+
+    @property
+    def device(self) -> torch.device:
+        return self.weight.device
+
+    def forward(self, input_ids, attention_mask=None, position_ids=None, use_cache=None, past_key_values=None):
+        from types import SimpleNamespace
+
+        k = (position_ids[:, -1] - (self.prompt_len - 1)).clamp(max=len(self.script) - 1)
+        logits = torch.full((input_ids.shape[0], 1, self.vocab), -1e4)
+        logits[torch.arange(len(k)), 0, torch.tensor(self.script)[k]] = 0.0
+        return SimpleNamespace(logits=logits)
+
+
+@pytest.mark.parametrize(("text", "stop", "expected"), [
+    ("<think>x</think><search> who </search> never read", "</search>", "<think>x</think><search> who </search>"),
+    ("<answer> Lima </answer> and more", "</answer>", "<answer> Lima </answer>"),
+    ("no tag at all, runs to the budget", "</search>", "no tag at all, runs to"),
+])
+def test_byte_level_stop_strings_end_the_turn(text, stop, expected):
+    """With one token per byte, ``</search>`` and ``</answer>`` are 9 tokens each: the generator must still see
+    them whole and stop right after them."""
+    from zerosearch_rl.tiny_models import byte_tokenizer
+
+    tok = byte_tokenizer()
+    prompt = encode(tok, "Question: where? ")
+    assert len(encode(tok, stop)) == 9
+    model = ScriptedLM(encode(tok, text), len(tok), len(prompt), [tok.eos_token_id])
+    out = HFGenerator(model, tok, ("</search>", "</answer>")).generate([prompt], [len(encode(tok, expected))],
+                                                                       Sampling(temperature=0.0))[0]
+    assert tok.decode(out.token_ids) == expected
+    assert out.finish == ("length" if stop not in text else "stop")
+
+
+def test_every_end_of_sequence_id_ends_the_turn(tmp_path):
+    """An instruct model's generation config lists more EOS ids than its tokenizer's one (``<|im_end|>`` and
+    ``<|endoftext|>``): each ends a turn as end-of-sequence, in our sampler and in the veRL seam alike."""
+    from transformers import AutoTokenizer
+
+    from zerosearch_rl.generation import end_of_sequence_ids
+    from zerosearch_rl.tiny_models import byte_tokenizer
+
+    tok = byte_tokenizer()
+    other = encode(tok, "#")[0]
+    prompt = encode(tok, "Q? ")
+    model = ScriptedLM(encode(tok, "ab#cd"), len(tok), len(prompt), [tok.eos_token_id, other])
+    out = HFGenerator(model, tok).generate([prompt], [10], Sampling(temperature=0.0))[0]
+    assert (tok.decode(out.token_ids), out.finish) == ("ab#", "eos")
+    tok.save_pretrained(tmp_path)
+    model.generation_config.save_pretrained(tmp_path)
+    loaded = AutoTokenizer.from_pretrained(tmp_path)  # as veRL loads the policy's tokenizer from its folder
+    assert end_of_sequence_ids(loaded) == {tok.eos_token_id, other}
+    assert end_of_sequence_ids(byte_tokenizer()) == {tok.eos_token_id}  # no folder: the tokenizer's own

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from zerosearch_rl.llm.hf import enable_checkpointing
 from zerosearch_rl.policy import MIN_SHARED_PREFIX, TokenBatch, shared_prefix_length, token_logprobs
 from zerosearch_rl.tiny_models import tiny_llama
 
@@ -75,3 +76,39 @@ def test_short_prefixes_take_one_pass():
         assert len(calls) == 1 and entropy is None
         expected = plain(model, batch, 1.0)
     assert torch.allclose(logp[batch.loss_mask.bool()], expected[batch.loss_mask.bool()], atol=1e-5)
+
+
+def _grads(model) -> list[torch.Tensor]:
+    out = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    return out
+
+
+@pytest.mark.parametrize("grad_enabled", [True, False])
+def test_gradient_checkpointing_gives_the_plain_pass(grad_enabled):
+    """Under gradient checkpointing transformers drops the KV cache inside checkpointed layers (train mode,
+    gradients on), so the rows' own tokens would be computed without their prefix. The log-probs and the
+    gradients must still be those of the plain pass; without gradients the cache is kept and the shared
+    prefix still runs once."""
+    model = tiny_llama(VOCAB).train()
+    enable_checkpointing(model)
+    batch = batch_of(random_rows(MIN_SHARED_PREFIX + 24, (5, 9, 1, 7)))
+    mask = batch.loss_mask.bool()
+    calls: list[tuple[int, ...]] = []
+    model.register_forward_pre_hook(lambda m, a, kw: calls.append(tuple(kw["input_ids"].shape)), with_kwargs=True)
+    with torch.set_grad_enabled(grad_enabled):
+        logp, _ = token_logprobs(model, batch, 0.7)
+    assert calls == ([(4, 49)] if grad_enabled else [(1, 40), (4, 9)])
+    with torch.no_grad():
+        model.eval()
+        expected = plain(model, batch, 0.7)
+        model.train()
+    assert float((logp - expected)[mask].abs().max()) < 1e-5
+    if not grad_enabled:
+        return
+    (logp * batch.loss_mask).sum().backward()
+    got = _grads(model)
+    (getattr(model, "activation_checkpointing_disable", None) or model.gradient_checkpointing_disable)()
+    (plain(model, batch, 0.7) * batch.loss_mask).sum().backward()
+    for g, w in zip(got, _grads(model), strict=True):
+        assert torch.allclose(g, w, atol=1e-5)

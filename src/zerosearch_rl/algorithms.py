@@ -57,12 +57,22 @@ class AdvantageBatch:
     ``rewards`` [B] is the outcome reward of each trajectory; ``mask`` [B, T] the loss mask;
     ``group_ids`` (B hashables, or an integer tensor [B]) names the prompt each trajectory was
     sampled for (grpo, rloo); ``values`` [B, T] are the value model's predictions (gae).
+
+    ``reduce_sum`` makes batch-wide statistics (reinforce's baseline, gae's whitening) those of the whole
+    step when the batch is one process's share of it: it sums a tensor over every process (under data
+    parallelism, ``distributed.all_reduce``); ``None`` means this batch is the whole step. Group
+    statistics need none: a group never spans processes.
     """
 
     rewards: Tensor
     mask: Tensor
     group_ids: Sequence[Hashable] | Tensor | None = None
     values: Tensor | None = None
+    reduce_sum: Callable[[Tensor], Tensor] | None = None
+
+    def total(self, local: Tensor) -> Tensor:
+        """``local`` (a sum over this batch) summed over the whole step."""
+        return local if self.reduce_sum is None else self.reduce_sum(local)
 
     def __post_init__(self) -> None:
         if self.rewards.dim() != 1 or self.mask.dim() != 2 or self.mask.shape[0] != self.rewards.shape[0]:
@@ -174,9 +184,12 @@ def rloo_advantages(batch: AdvantageBatch, opts: AdvantageOptions = AdvantageOpt
 
 def reinforce_advantages(batch: AdvantageBatch, opts: AdvantageOptions = AdvantageOptions()
                          ) -> tuple[Tensor, Tensor]:
-    """REINFORCE: ``A_i = r_i - mean_batch(r)`` with ``baseline``, else ``A_i = r_i``; ``R = r_i``."""
+    """REINFORCE: ``A_i = r_i - mean(r)`` over the whole step with ``baseline``, else ``A_i = r_i``; ``R = r_i``."""
     r = _float_rewards(batch)
-    adv = r - r.mean() if opts.baseline and r.numel() else r
+    adv = r
+    if opts.baseline:
+        count = batch.total(r.new_tensor(float(r.numel())))
+        adv = r - batch.total(r.sum()) / count.clamp(min=1)
     return _broadcast(adv, batch.mask), _broadcast(r, batch.mask)
 
 
@@ -195,18 +208,21 @@ def outcome_token_rewards(rewards: Tensor, mask: Tensor) -> Tensor:
     return out
 
 
-def masked_whiten(values: Tensor, mask: Tensor, eps: float = 1e-6) -> Tensor:
+def masked_whiten(values: Tensor, mask: Tensor, eps: float = 1e-6,
+                  reduce_sum: Callable[[Tensor], Tensor] | None = None) -> Tensor:
     """``(x - mean) / sqrt(var + eps)`` with mean and unbiased variance over masked positions; 0 off the mask.
 
-    Fewer than two masked positions: centred only (which gives 0), never NaN.
+    ``reduce_sum`` (see ``AdvantageBatch``) takes the mean and variance over the masked positions of every
+    process. Fewer than two masked positions: centred only (which gives 0), never NaN.
     """
+    total = reduce_sum or (lambda x: x)
     m = mask.bool()
-    n = m.sum()
-    mean = token_mean(values, m)
+    n = total(m.sum().to(values.dtype))
+    mean = total(torch.where(m, values, torch.zeros_like(values)).sum()) / n.clamp(min=1)
     centred = torch.where(m, values - mean, torch.zeros_like(values))
     if n < 2:
         return centred
-    var = centred.pow(2).sum() / (n - 1)
+    var = total(centred.pow(2).sum()) / (n - 1)
     return centred * torch.rsqrt(var + eps)
 
 
@@ -238,7 +254,7 @@ def gae_advantages(batch: AdvantageBatch, opts: AdvantageOptions = AdvantageOpti
         next_adv = torch.where(on, a, next_adv)
     returns = torch.where(m, adv + values, torch.zeros_like(adv))
     if opts.whiten:
-        adv = masked_whiten(adv, m, opts.eps)
+        adv = masked_whiten(adv, m, opts.eps, batch.reduce_sum)
     return adv, returns
 
 

@@ -391,10 +391,25 @@ class Config:
         if self.algorithm.advantage in ("grpo", "rloo") and self.rollout.n_samples < 2:
             raise ConfigError(f"algorithm.advantage={self.algorithm.advantage} compares samples of one prompt: "
                               f"rollout.n_samples must be >= 2, got {self.rollout.n_samples}")
-        per_step = self.trainer.batch_size * self.rollout.n_samples
-        if per_step % self.trainer.mini_batches:
-            raise ConfigError(f"trainer.mini_batches={self.trainer.mini_batches} must divide the "
-                              f"{per_step} trajectories of a step (batch_size x n_samples)")
+        check_data_parallel(self, 1)
+
+
+def check_data_parallel(cfg: Config, processes: int) -> None:
+    """The step's batch must split evenly over ``processes`` data-parallel processes, and each process's
+    share (whole prompts with all their samples) into ``trainer.mini_batches`` equal optimizer steps:
+    every process must take the same number of optimizer steps, each over the same number of trajectories."""
+    t, n = cfg.trainer, cfg.rollout.n_samples
+    if t.batch_size % processes:
+        valid = [b for b in range(processes, 4 * processes + 1, processes)]
+        raise ConfigError(f"trainer.batch_size={t.batch_size} prompts cannot be split over {processes} processes; "
+                          f"use a multiple of {processes} (e.g. {', '.join(map(str, valid))})")
+    mine = t.batch_size // processes * n
+    if mine % t.mini_batches:
+        valid = [d for d in range(1, mine + 1) if mine % d == 0]
+        where = f" on each of {processes} processes" if processes > 1 else ""
+        raise ConfigError(f"trainer.mini_batches={t.mini_batches} must divide the {mine} trajectories of a step"
+                          f"{where} (batch_size {t.batch_size} / {processes} x n_samples {n}); "
+                          f"valid: {', '.join(map(str, valid))}")
 
 
 # ---------------------------------------------------------------- loading

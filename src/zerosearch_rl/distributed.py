@@ -24,23 +24,60 @@ from torch import Tensor, nn
 
 from zerosearch_rl.config import ConfigError
 
+#: The variables of torch's ``env://`` rendezvous: set together by ``torchrun`` (even for one process).
+RENDEZVOUS_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE")
+
+
+def launched_by_torchrun() -> bool:
+    return all(v in os.environ for v in RENDEZVOUS_VARIABLES)
+
+
+def local_rank() -> int:
+    """This process's index on its machine (``LOCAL_RANK``, set by ``torchrun``): the GPU it takes."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
 
 def init_distributed(strategy: str) -> tuple[int, int, str]:
-    """(rank, world size, strategy in effect: none | ddp | fsdp), starting the process group under torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
+    """(rank, world size, strategy in effect: none | ddp | fsdp), starting the process group under torchrun.
+
+    A process started by ``torchrun`` always joins a process group, even alone (``--nproc_per_node 1`` runs
+    the multi-GPU code path on one GPU). On CUDA each process takes GPU ``LOCAL_RANK`` before the group
+    starts (NCCL binds a communicator to the current device) and the group is NCCL; otherwise gloo.
+    """
+    if not launched_by_torchrun():
         return 0, 1, "none"
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), world, "fsdp" if strategy == "fsdp" else "ddp"
+        if torch.cuda.is_available():
+            device = torch.device("cuda", local_rank())
+            torch.cuda.set_device(device)
+            dist.init_process_group("nccl", device_id=device)
+        else:
+            dist.init_process_group("gloo")
+    return dist.get_rank(), dist.get_world_size(), "fsdp" if strategy == "fsdp" else "ddp"
 
 
-def sum_over_ranks(value: float, world: int) -> float:
-    if world == 1:
-        return value
-    t = torch.tensor([value], dtype=torch.float64)
-    dist.all_reduce(t)
-    return float(t.item())
+def group_device() -> torch.device:
+    """Where a collective's tensors must live: the current GPU for NCCL (it has no CPU tensors), else the CPU."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def all_reduce(tensor: Tensor, op: dist.ReduceOp.RedOpType = dist.ReduceOp.SUM) -> Tensor:
+    """``tensor`` reduced over all processes (itself without a process group), on ``tensor``'s own device."""
+    if not dist.is_initialized():
+        return tensor
+    moved = tensor.detach().to(group_device(), copy=True)
+    dist.all_reduce(moved, op=op)
+    return moved.to(tensor.device)
+
+
+def sum_over_ranks(value: float) -> float:
+    return float(all_reduce(torch.tensor([value], dtype=torch.float64)).item())
+
+
+def max_over_ranks(value: float) -> float:
+    return float(all_reduce(torch.tensor([value], dtype=torch.float64), dist.ReduceOp.MAX).item())
 
 
 def _block_classes(model: nn.Module) -> set[str]:
@@ -140,10 +177,10 @@ def gradient_sync(module: Any, enabled: bool) -> Iterator[None]:
         yield
 
 
-def replica_sums(model: nn.Module, world: int) -> list[float]:
+def replica_sums(model: nn.Module) -> list[float]:
     """Every process's parameter checksum (DDP replicas must agree after each update)."""
     local = torch.tensor([float(sum(p.detach().double().sum() for p in model.parameters()))],
-                         dtype=torch.float64)
-    gathered = [torch.zeros_like(local) for _ in range(world)]
+                         dtype=torch.float64, device=group_device())
+    gathered = [torch.zeros_like(local) for _ in range(dist.get_world_size())]
     dist.all_gather(gathered, local)
     return [float(g.item()) for g in gathered]

@@ -18,6 +18,7 @@ import inspect
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
@@ -56,6 +57,36 @@ def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     return logits.masked_fill(drop, float("-inf"))
 
 
+def end_of_sequence_ids(tokenizer: Any, generation_config: Any = None) -> frozenset[int]:
+    """The token ids that end an episode's turn as end-of-sequence: the tokenizer's EOS and every EOS id of
+    the model's generation config (instruct models list several, e.g. ``<|im_end|>`` and ``<|endoftext|>``;
+    the inference engines stop on all of them).
+
+    Without ``generation_config`` it is read from the tokenizer's folder when that holds a
+    ``generation_config.json`` (a model folder, as veRL loads it). The one definition for every generator.
+    """
+    if generation_config is None:
+        folder = Path(str(getattr(tokenizer, "name_or_path", "") or ""))
+        if (folder / "generation_config.json").is_file():
+            from transformers import GenerationConfig
+
+            generation_config = GenerationConfig.from_pretrained(folder)
+    ids = getattr(generation_config, "eos_token_id", None)
+    found = set(ids if isinstance(ids, list | tuple) else [] if ids is None else [ids])
+    if tokenizer.eos_token_id is not None:
+        found.add(tokenizer.eos_token_id)
+    return frozenset(int(i) for i in found)
+
+
+def stop_window(stop_strings: Sequence[str]) -> int:
+    """How many last tokens to decode to see every stop string whole: its length in UTF-8 bytes.
+
+    Every token of a stop string's tokenization decodes to at least one of its bytes, so no tokenizer
+    (byte-level ones spell ``</search>`` with 9 tokens) can spread one over more tokens than that.
+    """
+    return max((len(s.encode("utf-8")) for s in stop_strings), default=0)
+
+
 @contextmanager
 def decoding_attention(model: Any) -> Iterator[None]:
     """Eager attention while decoding on the CPU, the model's own kernel otherwise.
@@ -78,23 +109,16 @@ def decoding_attention(model: Any) -> Iterator[None]:
 class HFGenerator:
     """KV-cached batched sampling with per-row stopping, for a Hugging Face causal LM."""
 
-    def __init__(self, model: Any, tokenizer: Any, stop_strings: Sequence[str] = (), tail_tokens: int = 8) -> None:
+    def __init__(self, model: Any, tokenizer: Any, stop_strings: Sequence[str] = ()) -> None:
         self.model, self.tokenizer = model, tokenizer
         self.stop_strings = tuple(stop_strings)
-        self.tail_tokens = tail_tokens  # how many last tokens are decoded to look for a stop string
-        self.eos_ids = self._eos_ids()
+        self.tail_tokens = stop_window(self.stop_strings)  # the last tokens decoded to look for a stop string
+        self.eos_ids = set(end_of_sequence_ids(tokenizer, model.generation_config))
         self._cache_kw = cache_kwarg(model)
         params = inspect.signature(model.forward).parameters
         # the prefill needs the last position's logits only (a vocabulary-wide row per prompt token otherwise)
         self._last_only = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids, default=0)
-
-    def _eos_ids(self) -> set[int]:
-        ids = self.model.generation_config.eos_token_id if self.model.generation_config else None
-        found = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
-        if self.tokenizer.eos_token_id is not None:
-            found.add(self.tokenizer.eos_token_id)
-        return found
 
     def _stopped(self, tokens: list[int]) -> bool:
         if not self.stop_strings:

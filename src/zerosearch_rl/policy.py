@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from zerosearch_rl.algorithms import entropy_from_logits
 from zerosearch_rl.config import ModelConfig
-from zerosearch_rl.llm.hf import cache_kwarg, load_causal_lm, resolve_device
+from zerosearch_rl.llm.hf import cache_kwarg, enable_checkpointing, load_causal_lm, resolve_device
 from zerosearch_rl.packaged_models import resolve_model
 from zerosearch_rl.tiny_models import TINY_RANDOM, byte_tokenizer, tiny_llama
 from zerosearch_rl.types import Trajectory
@@ -81,6 +81,23 @@ def _is_wrapped(model: Any) -> bool:
     return hasattr(model, "no_sync") or hasattr(model, "set_requires_gradient_sync")
 
 
+def _checkpointing_now(model: Any) -> bool:
+    """Whether this forward runs under gradient checkpointing: a layer with it switched on, in train mode,
+    with gradients enabled (the condition under which transformers drops the KV cache inside the layer).
+
+    Then the shared-prefix pass cannot work: the rows' own tokens would be computed without the prefix's
+    cache (positions restart at 0), and nothing would say so but a log line.
+    """
+    if not (model.training and torch.is_grad_enabled()):
+        return False
+    return any(getattr(m, "gradient_checkpointing", False) is True for m in model.modules())
+
+
+def shares_prefix(model: Any) -> bool:
+    """Whether ``token_logprobs`` may run a shared prefix once for all rows (see there)."""
+    return not _is_wrapped(model) and not _checkpointing_now(model)
+
+
 def _target_logprobs(logits: Tensor, targets: Tensor, temperature: float,
                      with_entropy: bool) -> tuple[Tensor, Tensor | None]:
     logits = logits.float()
@@ -100,9 +117,10 @@ def token_logprobs(model: Any, batch: TokenBatch, temperature: float = 1.0,
     prefix (the instruction and, within a GRPO group, the whole prompt) run it once: its KV cache is
     copied to every row and only the rest is computed per row. The result, gradients included, is the
     one of the plain pass; the saving is the prefix's share of the work times the rows minus one.
+    Under DDP/FSDP and under gradient checkpointing every row runs whole (``shares_prefix``).
     """
     ids, rows = batch.input_ids, batch.input_ids.shape[0]
-    shared = 0 if _is_wrapped(model) else shared_prefix_length(batch)
+    shared = shared_prefix_length(batch) if shares_prefix(model) else 0
     if shared < MIN_SHARED_PREFIX or shared >= ids.shape[1]:
         return _target_logprobs(model(input_ids=ids).logits[:, :-1], ids[:, 1:], temperature, with_entropy)
     from transformers import DynamicCache
@@ -156,7 +174,7 @@ def load_policy(cfg: ModelConfig, seed: int = 0) -> tuple[Any, Any]:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        enable_checkpointing(model)
     if cfg.lora_rank > 0:
         try:
             from peft import LoraConfig, get_peft_model

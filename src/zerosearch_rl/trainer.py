@@ -22,7 +22,7 @@ from torch import Tensor
 from zerosearch_rl import algorithms as algo
 from zerosearch_rl import distributed as par
 from zerosearch_rl.checkpoint import list_checkpoints, load_policy_weights, load_state, save_checkpoint
-from zerosearch_rl.config import Config, ConfigError, config_to_dict, save_config
+from zerosearch_rl.config import Config, ConfigError, check_data_parallel, config_to_dict, save_config
 from zerosearch_rl.curriculum import unit_draw
 from zerosearch_rl.data import PromptSampler, load_examples
 from zerosearch_rl.generation import HFGenerator, TokenGenerator
@@ -41,6 +41,16 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
+def step_means(per_trajectory: dict[str, list[float]]) -> dict[str, float]:
+    """Each metric's mean over the whole step's trajectories, on every process (one collective for all)."""
+    keys = sorted(per_trajectory)
+    local = torch.tensor([sum(per_trajectory[k]) for k in keys] + [len(per_trajectory[keys[0]]) if keys else 0],
+                         dtype=torch.float64)
+    sums = par.all_reduce(local).tolist()
+    count = sums[-1]
+    return {k: v / count if count else 0.0 for k, v in zip(keys, sums, strict=False)}
+
+
 RewardFn = Callable[[Trajectory], RewardScores]
 
 
@@ -55,6 +65,7 @@ class Trainer:
         self.cfg, t = cfg, cfg.trainer
         self.reward_fn = reward_fn or (lambda tr: score_all(tr.response_text, tr.answers, t.reward_metric))
         self.rank, self.world, self.strategy = par.init_distributed(t.strategy)
+        check_data_parallel(cfg, self.world)
         if self.strategy == "fsdp" and cfg.model.lora_rank:
             raise ConfigError("trainer.strategy=fsdp needs model.lora_rank=0 (LoRA already keeps the trained "
                               "state small: use ddp with LoRA)")
@@ -172,7 +183,7 @@ class Trainer:
         if self.rank == 0:
             save_checkpoint(self.run_dir, step, self.policy, self.tokenizer, state, self.cfg,
                             self.cfg.trainer.keep_checkpoints, weights)
-        if self.world > 1:
+        if dist.is_initialized():
             dist.barrier()
 
     # ---------------------------------------------------------------- one step
@@ -236,21 +247,23 @@ class Trainer:
         values = self._forward_no_grad(self.value, batch) if self.value is not None else None
         adv, returns = self.estimator(
             algo.AdvantageBatch(torch.tensor(rewards["mean"], device=self.device), batch.loss_mask,
-                                [t.group_id for t in trajs], values),
+                                [t.group_id for t in trajs], values, reduce_sum=par.all_reduce),
             algo.AdvantageOptions.from_config(cfg.algorithm))
         t2 = time.perf_counter()
         lr = float(self.scheduler.get_last_lr()[0])  # this step's (the update moves the scheduler on)
         metrics.update(self._update(batch, old, ref, adv, returns, values, step))
         metrics["time/weight_sync"] = self._sync_generator()
         t3 = time.perf_counter()
-        metrics.update({f"reward/{k}": _mean(v) for k, v in rewards.items()})
-        for key in ("searches", "turns", "invalid_actions", "skipped_searches", "failed_searches",
+        per_trajectory = {f"reward/{k}": v for k, v in rewards.items()}
+        for key in ("searches", "noisy_searches", "turns", "invalid_actions", "skipped_searches", "failed_searches",
                     "truncated_observations", "truncated_response", "policy_tokens", "observation_tokens"):
-            metrics[f"rollout/{key}"] = _mean([tr.metrics[key] for tr in trajs])
-        searches = sum(tr.metrics["searches"] for tr in trajs)
+            per_trajectory[f"rollout/{key}"] = [tr.metrics[key] for tr in trajs]
+        means = step_means(per_trajectory)  # over every process's trajectories
+        noisy = means.pop("rollout/noisy_searches")
+        metrics.update(means)
         metrics.update({
             "noise/probability": noise_p,
-            "noise/served_share": sum(tr.metrics["noisy_searches"] for tr in trajs) / searches if searches else 0.0,
+            "noise/served_share": noisy / means["rollout/searches"] if means["rollout/searches"] else 0.0,
             "actor/lr": lr,
             "time/generate": result.generate_s, "time/search": result.search_s, "time/reference": t2 - t1,
             "time/update": t3 - t2, "time/step": t3 - t0,
@@ -266,13 +279,13 @@ class Trainer:
         sums: dict[str, float] = {}
         norms: list[float] = []
         ratio_max, updates, n = 0.0, 0, batch.size
-        mini_size = max(1, -(-n // cfg.mini_batches))
+        mini_size = n // cfg.mini_batches  # equal on every process (config.check_data_parallel)
         for epoch in range(cfg.ppo_epochs):
             seed = int(unit_draw("minibatch", cfg.seed, step, epoch) * 2**31)
             order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
             for m in range(0, n, mini_size):
                 mini = order[m : m + mini_size]
-                tokens = par.sum_over_ranks(float(batch.loss_mask[mini].sum()), self.world)
+                tokens = par.sum_over_ranks(float(batch.loss_mask[mini].sum()))
                 micro = [mini[i : i + cfg.micro_batch_size] for i in range(0, len(mini), cfg.micro_batch_size)]
                 for k, idx in enumerate(micro):
                     stats = self._micro_step(batch, idx, old, ref, adv, returns, values, tokens, k == len(micro) - 1)
@@ -288,8 +301,8 @@ class Trainer:
                     self.critic_opt.zero_grad(set_to_none=True)
                 updates += 1
         self.scheduler.step()
-        out = {f"actor/{k}": par.sum_over_ranks(v, self.world) / updates for k, v in sums.items()}
-        out["actor/ratio_max"] = ratio_max
+        out = {f"actor/{k}": par.sum_over_ranks(v) / updates for k, v in sums.items()}
+        out["actor/ratio_max"] = par.max_over_ranks(ratio_max)
         out["actor/grad_norm"] = _mean(norms)
         if "actor/value_loss" in out:
             out["critic/value_loss"] = out.pop("actor/value_loss")
@@ -334,9 +347,9 @@ class Trainer:
         rewards = self._rewards(trajs) if trajs else {}
         out = {}
         for key in ("mean", "exact_match", "cover_em", "f1", "format_valid"):
-            total = par.sum_over_ranks(sum(rewards.get(key, [])), self.world)
+            total = par.sum_over_ranks(sum(rewards.get(key, [])))
             out[f"eval/{key}"] = total / len(self.eval_examples)
-        out["eval/searches"] = par.sum_over_ranks(sum(tr.metrics["searches"] for tr in trajs), self.world) / len(
+        out["eval/searches"] = par.sum_over_ranks(sum(tr.metrics["searches"] for tr in trajs)) / len(
             self.eval_examples)
         return out
 
@@ -345,7 +358,7 @@ class Trainer:
         (FSDP holds one copy, sharded: there is nothing to compare.)"""
         if self.strategy != "ddp":
             return
-        sums = par.replica_sums(self.policy, self.world)
+        sums = par.replica_sums(self.policy)
         if self.rank == 0:
             (self.run_dir / "replicas.json").write_text(json.dumps({"parameter_sums": sums}))
         if len(set(sums)) != 1:
@@ -396,6 +409,6 @@ class Trainer:
     def close(self) -> None:
         self.search.close()
         getattr(self.generator, "close", lambda: None)()
-        if self.world > 1 and dist.is_initialized():
+        if dist.is_initialized():
             dist.barrier()  # no process tears gloo down while another still exports (it aborted a rank at exit)
             dist.destroy_process_group()

@@ -31,6 +31,7 @@ from typing import Any
 from zerosearch_rl.config import Config, ConfigError
 from zerosearch_rl.curriculum import NoiseSchedule
 from zerosearch_rl.data import example_from_row
+from zerosearch_rl.generation import end_of_sequence_ids
 from zerosearch_rl.integrations.verl import EPISODE_METRICS
 from zerosearch_rl.integrations.verl.generator import KEEP_STOP_STRING, ServerManager, ServerManagerGenerator
 from zerosearch_rl.integrations.verl.step import STEP_SOURCES, FixedStep, StepSource, WeightVersionStep
@@ -91,7 +92,7 @@ class EpisodeRunner:
         self.step_source, self.fixed_step = step_source, fixed_step
         self.rollout = Rollout(tokenizer, backend, cfg.rollout, cfg.trainer.seed, cfg.model.prompt_style)
         self.schedule: NoiseSchedule = cfg.curriculum.noise_schedule(cfg.trainer.total_steps)
-        self.eos_ids = {i for i in (tokenizer.eos_token_id,) if i is not None}
+        self.eos_ids = end_of_sequence_ids(tokenizer)  # what HFGenerator stops on, read from the model folder
         self._groups: OrderedDict[str, int] = OrderedDict()
         self._batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SearchBatcher] = \
             weakref.WeakKeyDictionary()
