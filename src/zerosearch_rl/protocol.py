@@ -45,6 +45,14 @@ INVALID_ACTION_FEEDBACK = (
 
 NO_RESULTS = "No documents were found."
 
+#: How an observation appears in the policy's own text (``Trajectory.policy_text``, what rewards and format
+#: checks read): an empty information block. Nothing a search engine writes can then become the policy's
+#: answer or change its format, and no answer element can span two turns (element content holds no tag).
+OBSERVED = f"\n\n<{INFORMATION}></{INFORMATION}>\n\n"
+#: An invalid action's feedback there: text outside any element (so the episode is not well-formed) before
+#: an empty block (so no answer element spans it, whatever the feedback says).
+FEEDBACK_GIVEN = f"\n[invalid action]{OBSERVED}"
+
 #: Matches any of our tags; element content may hold none of them.
 OWN_TAG = r"</?(?:think|search|answer|information)>"
 # The first complete <search> or <answer> element whose content holds none of our tags.

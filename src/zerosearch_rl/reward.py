@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from zerosearch_rl.protocol import ANSWER, INFORMATION, OWN_TAG, TAGS
+from zerosearch_rl.types import Trajectory
 
 Golds = str | Sequence[str]
 
@@ -105,10 +106,13 @@ def without_information(response: str) -> str:
 def extract_answer(response: str) -> str | None:
     """The content of the last complete ``<answer>`` element of the response, stripped.
 
-    ``<information>`` blocks are removed first: they are the engine's words, and an ``<answer>``
-    tag quoted inside a document is not the policy's answer. ``None`` when there is no answer.
+    ``<information>`` blocks are emptied first: they are the engine's words, an ``<answer>`` tag quoted
+    inside a document is not the policy's answer, and an element interrupted by one is not an answer.
+    ``None`` when there is no answer. Scoring a rollout's episode reads its ``Trajectory.policy_text``,
+    where every observation is already empty (``score_trajectory``): a document that closes its block
+    early cannot leak into that.
     """
-    answers = _ANSWER_RE.findall(without_information(response))
+    answers = _ANSWER_RE.findall(_INFO_BLOCK.sub(f"<{INFORMATION}></{INFORMATION}>", response))
     return answers[-1].strip() if answers else None
 
 
@@ -178,6 +182,11 @@ def score(response: str, golds: Golds, metric: str = "f1") -> float:
         raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(METRICS)}")
     answer = extract_answer(response)
     return 0.0 if answer is None else METRICS[metric](answer, golds)
+
+
+def score_trajectory(traj: Trajectory, metric: str = "f1") -> RewardScores:
+    """All metrics of an episode, read from the policy's own text (``Trajectory.policy_text``)."""
+    return score_all(traj.policy_text, traj.answers, metric)
 
 
 def score_all(response: str, golds: Golds, metric: str = "f1") -> RewardScores:

@@ -27,8 +27,10 @@ from zerosearch_rl.curriculum import is_noisy, unit_draw
 from zerosearch_rl.generation import Generated, TokenGenerator
 from zerosearch_rl.llm.base import Sampling
 from zerosearch_rl.protocol import (
+    FEEDBACK_GIVEN,
     INFORMATION,
     INVALID_ACTION_FEEDBACK,
+    OBSERVED,
     SEARCH,
     build_prompt,
     observation_text,
@@ -56,6 +58,7 @@ class Episode:
     done: bool = False
     response_tokens: int = 0
     counts: dict[str, float] = field(default_factory=dict)
+    policy_text: list[str] = field(default_factory=list)  # pieces of ``Trajectory.policy_text``
 
     def bump(self, name: str, by: float = 1.0) -> None:
         self.counts[name] = self.counts.get(name, 0.0) + by
@@ -113,7 +116,9 @@ class Rollout:
     def apply_generation(self, ep: Episode, gen: Generated, step: int, noise_p: float) -> SearchRequest | None:
         """Record a policy turn; returns the search to run for it, if any."""
         self._append(ep, SegmentKind.POLICY, gen.token_ids, gen.logprobs)
-        action = parse_action(self.tokenizer.decode(gen.token_ids, skip_special_tokens=True))
+        text = self.tokenizer.decode(gen.token_ids, skip_special_tokens=True)
+        ep.policy_text.append(text)
+        action = parse_action(text)
         last_turn = ep.turn + 1 >= self.cfg.max_turns
         out_of_tokens = ep.response_tokens >= self.cfg.max_response_tokens
         ep.turn += 1
@@ -134,13 +139,13 @@ class Rollout:
         if gen.finish == "eos" or last_turn or out_of_tokens:
             ep.done = True
             return None
-        self._observe(ep, self._encode(INVALID_ACTION_FEEDBACK))
+        self._observe(ep, self._encode(INVALID_ACTION_FEEDBACK), FEEDBACK_GIVEN)
         return None
 
     def apply_search(self, ep: Episode, docs: Sequence[Document]) -> None:
         """Append the ``<information>`` observation for the episode's search."""
         ep.bump("failed_searches", float(any(d.id == FAILED_DOCUMENT_ID for d in docs)))
-        self._observe(ep, self._encode(observation_text(docs)))
+        self._observe(ep, self._encode(observation_text(docs)), OBSERVED)
 
     def force_search(self, ep: Episode, query: str) -> SearchRequest:
         """Inject ``<search> query </search>`` as if the episode had asked for it; returns the request to run.
@@ -148,13 +153,17 @@ class Rollout:
         The search text is injected (an observation segment: the policy did not sample it, so it is never
         trained on) and takes no policy turn. Evaluation uses it for the "forced to search" baseline.
         """
-        self._append(ep, SegmentKind.OBSERVATION, self._encode(f"<{SEARCH}> {query.strip()} </{SEARCH}>"))
+        injected = f"<{SEARCH}> {query.strip()} </{SEARCH}>"
+        self._append(ep, SegmentKind.OBSERVATION, self._encode(injected))
+        ep.policy_text.append(injected)  # as if the policy had written it: the format check reads it so
         ep.bump("searches")
         ep.bump("forced_searches")
         return SearchRequest(query=query.strip(), question=ep.traj.question, answers=ep.traj.answers,
                              noisy=False, sample_id=ep.traj.sample_id, turn=-1)
 
-    def _observe(self, ep: Episode, ids: list[int]) -> None:
+    def _observe(self, ep: Episode, ids: list[int], stands_for: str) -> None:
+        """Append observation ``ids``; ``stands_for`` is what the policy's own text shows in their place."""
+        ep.policy_text.append(stands_for)
         room = min(self.cfg.max_obs_tokens, self.cfg.max_response_tokens - ep.response_tokens)
         if len(ids) > room:
             ep.bump("truncated_observations")
@@ -168,6 +177,7 @@ class Rollout:
         traj = ep.traj
         response = traj.input_ids[traj.prompt_length:]
         traj.response_text = self.tokenizer.decode(response, skip_special_tokens=True)
+        traj.policy_text = "".join(ep.policy_text)
         truncated = ep.response_tokens >= self.cfg.max_response_tokens
         traj.metrics = {"turns": float(ep.turn), "searches": 0.0, "noisy_searches": 0.0, "invalid_actions": 0.0,
                         "skipped_searches": 0.0, "failed_searches": 0.0, "truncated_observations": 0.0,

@@ -30,7 +30,7 @@ from zerosearch_rl.llm.base import Sampling
 from zerosearch_rl.lr_schedule import lr_multiplier
 from zerosearch_rl.policy import TokenBatch, frozen_copy, load_policy, slice_rows, token_logprobs, value_model_like
 from zerosearch_rl.protocol import STOP_STRINGS
-from zerosearch_rl.reward import RewardScores, score_all
+from zerosearch_rl.reward import RewardScores, score_trajectory
 from zerosearch_rl.rollout import Rollout
 from zerosearch_rl.search import build_backend
 from zerosearch_rl.tracking import MetricsLogger
@@ -57,13 +57,13 @@ RewardFn = Callable[[Trajectory], RewardScores]
 class Trainer:
     """One training run of ``cfg``; ``resume=True`` continues from the run folder's latest checkpoint.
 
-    ``reward_fn`` replaces the configured reward (``trainer.reward_metric`` on the response) with any
-    function of the trajectory; it must still score the response only.
+    ``reward_fn`` replaces the configured reward (``trainer.reward_metric`` on the policy's own text) with
+    any function of the trajectory; it must still score the response only (``Trajectory.policy_text``).
     """
 
     def __init__(self, cfg: Config, resume: bool = False, reward_fn: RewardFn | None = None) -> None:
         self.cfg, t = cfg, cfg.trainer
-        self.reward_fn = reward_fn or (lambda tr: score_all(tr.response_text, tr.answers, t.reward_metric))
+        self.reward_fn = reward_fn or (lambda tr: score_trajectory(tr, t.reward_metric))
         self.rank, self.world, self.strategy = par.init_distributed(t.strategy)
         check_data_parallel(cfg, self.world)
         if self.strategy == "fsdp" and cfg.model.lora_rank:

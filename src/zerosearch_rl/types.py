@@ -105,7 +105,12 @@ class Trajectory:
     question: str
     answers: tuple[str, ...]
     segments: list[Segment] = field(default_factory=list)
+    #: Everything after the prompt, decoded: the policy's turns and the observations, as the policy read them.
     response_text: str = ""
+    #: The response as the policy wrote it: its own turns verbatim, each observation replaced by an empty
+    #: ``<information></information>`` block (``protocol.OBSERVED``, ``protocol.FEEDBACK_GIVEN``). Rewards and
+    #: format checks read this, so nothing an engine or our feedback wrote can be scored as the policy's.
+    policy_text: str = ""
     reward: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)
 

@@ -79,14 +79,15 @@ def item_trace(method: str, ex: QAExample, traj: Trajectory, searches: list[dict
                tokenizer: Any) -> dict[str, Any]:
     """One line of ``traces.jsonl``: the full text with its tags, the documents, every score."""
     response = traj.response_text
-    answer = extract_answer(response)
+    own = traj.policy_text  # what is scored: the policy's words, never a document's
+    answer = extract_answer(own)
     scored = answer or ""
     scores = {
         "exact_match": exact_match(scored, ex.answers), "cover_em": cover_em(scored, ex.answers),
-        "f1": f1(scored, ex.answers), "response_cover_em": cover_em(without_information(response), ex.answers),
+        "f1": f1(scored, ex.answers), "response_cover_em": cover_em(without_information(own), ex.answers),
         "answer_in_documents": float(any(cover_em(f"{d['title']} {d['text']}", ex.answers)
                                          for page in searches for d in page["documents"])),
-        "format_valid": float(check_format(response).valid),
+        "format_valid": float(check_format(own).valid),
         "answered": float(answer is not None), "searches": traj.metrics.get("searches", 0.0),
         "answer_words": float(len(scored.split())), "generated_tokens": traj.metrics.get("policy_tokens", 0.0),
     }

@@ -98,7 +98,7 @@ class OneTurn:
             traj = Trajectory(sample_id=_sample_id(ex), group_id=ex.id, question=ex.question, answers=ex.answers)
             traj.add(SegmentKind.PROMPT, ids)
             traj.add(SegmentKind.POLICY, gen.token_ids, gen.logprobs)
-            traj.response_text = ctx.tokenizer.decode(gen.token_ids, skip_special_tokens=True)
+            traj.response_text = traj.policy_text = ctx.tokenizer.decode(gen.token_ids, skip_special_tokens=True)
             traj.metrics = {"turns": 1.0, "searches": float(pages is not None),
                             "policy_tokens": float(len(gen.token_ids)), "observation_tokens": 0.0,
                             "truncated_response": float(gen.finish == "length")}

@@ -149,7 +149,7 @@ class PolicyCollector:
         by_id = {ex.id: ex for ex in examples}
         units: dict[str, CollectedUnit] = {}
         for traj in result.trajectories:
-            answer = extract_answer(traj.response_text)
+            answer = extract_answer(traj.policy_text)
             units[traj.sample_id] = CollectedUnit(traj.sample_id, by_id[traj.group_id], final_answer=answer,
                                                   score=0.0 if answer is None else f1(answer, traj.answers))
         for request, docs in recording.log:

@@ -78,7 +78,7 @@ def policy_em(model: Any, tokenizer: Any, engine: SearchBackend, examples: Seque
             generator = ForcedFirstTurn(generator, tokenizer(forced_prefix, add_special_tokens=False)["input_ids"])
         result = rollout.run(generator, chunk, n_samples=1, step=0, noise_p=0.0, sampling=greedy)
         for ex, traj in zip(chunk, result.trajectories, strict=True):
-            answer = extract_answer(traj.response_text)
+            answer = extract_answer(traj.policy_text)
             hit = answer is not None and exact_match(answer, ex.answers) == 1.0
             for key in (ex.source, "all"):
                 em[key].append(hit)

@@ -156,6 +156,7 @@ class EpisodeRunner:
         out.extra = {f"zs_{name}": float(traj.metrics.get(name, 0.0)) for name in EPISODE_METRICS}
         out.extra["zs_step"] = -1 if searched_step is None else int(searched_step)
         out.extra["zs_sample_id"] = traj.sample_id
+        out.extra["zs_policy_text"] = traj.policy_text  # what compute_score reads instead of the decoded response
         return out
 
 

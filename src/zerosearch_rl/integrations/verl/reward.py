@@ -7,7 +7,8 @@ Point veRL at it with::
 
 (``python -c "import zerosearch_rl.integrations.verl.reward as r; print(r.__file__)"`` prints the path).
 veRL calls ``compute_score(data_source, solution_str, ground_truth, extra_info)`` once per trajectory, with
-``solution_str`` the decoded *response* (policy turns and ``<information>`` blocks, never the prompt) and
+``solution_str`` the decoded *response* (policy turns and ``<information>`` blocks, never the prompt; our agent
+loop's ``extra_info["zs_policy_text"]``, the policy's own turns, is scored in its place when present) and
 ``ground_truth`` the row's ``reward_model.ground_truth`` (ZeroSearch/Search-R1: ``{"target": [answers]}``).
 A dict result is ``{"score": reward, ...}``: veRL trains on ``score`` and keeps the other keys per sample
 (validation means, rollout dumps). Every call returns the same keys, as veRL stacks them across samples.
@@ -45,8 +46,11 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
     ``reward.custom_reward_function.reward_kwargs.metric``) and the metrics logged beside it."""
     if metric not in METRICS:
         raise ValueError(f"unknown reward metric {metric!r}; valid: {', '.join(METRICS)}")
-    scores = score_all(solution_str, gold_answers(ground_truth), metric)
     info = extra_info or {}
+    # Our agent loop sends the policy's own text (observations emptied): a document or our feedback can then
+    # never be scored as the policy's answer. Other agent loops: the decoded response.
+    text = info.get("zs_policy_text")
+    scores = score_all(text if isinstance(text, str) else solution_str, gold_answers(ground_truth), metric)
     out = {"score": scores.reward, "f1": scores.f1, "em": scores.exact_match, "cover_em": scores.cover_em,
            "format": float(scores.format_valid), "answered": float(scores.answered)}
     for name in EPISODE_METRICS:
