@@ -438,3 +438,20 @@ def test_gae_with_unit_gamma_lambda_is_monte_carlo(mask_rows, reward):
     expected = torch.where(mask.bool(), reward - values, torch.zeros_like(values))
     torch.testing.assert_close(adv, expected)
     torch.testing.assert_close(ret, torch.where(mask.bool(), rewards[:, None].expand_as(values), 0.0))
+
+
+@pytest.mark.parametrize(("d", "value", "has_gradient"), [
+    (0.5, math.exp(0.5) - 0.5 - 1, True),
+    (2.5, math.exp(2.5) - 2.5 - 1, True),  # 8.68: below the limit
+    (3.0, 10.0, False),  # exp(3) - 4 = 16.1: clamped, as veRL's low_var_kl clamps it
+    (-10.0, math.exp(-10) + 10 - 1, True),  # 9.00005
+    (-12.0, 10.0, False),
+    (50.0, 10.0, False),  # the log-ratio clamp (20) first, then the estimate's
+])
+def test_k3_is_clamped_to_ten_as_verl_does(d, value, has_gradient):
+    """veRL (core_algos.kl_penalty, low_var_kl) and ZeroSearch's fork clamp the k3 estimate to [-10, 10]."""
+    logp = torch.tensor([0.0], requires_grad=True)
+    k3 = kl_penalty(logp, torch.tensor([d]), "k3")
+    assert float(k3) == pytest.approx(value, rel=1e-6)
+    k3.sum().backward()
+    assert (float(logp.grad) != 0.0) is has_gradient

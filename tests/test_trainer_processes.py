@@ -119,3 +119,28 @@ def test_two_process_fsdp_matches_ddp(setup):
     assert float(differ.float().mean()) < 1e-3, f"{int(differ.sum())} of {differ.numel()} parameters differ"
     for a, b in zip(rows(fsdp), rows(ddp), strict=True):  # same samples, same rewards, same losses
         assert a.keys() == b.keys() and all(abs(a[k] - b[k]) <= 1e-4 * (1 + abs(b[k])) for k in a), (a, b)
+
+
+@needs_torchrun
+def test_mini_batches_that_do_not_split_per_process_are_refused(setup):
+    """8 trajectories per step divide into 8 mini-batches, but each of 2 processes holds 4: refused before any
+    model loads, naming the per-process count (it used to run with unequal optimizer steps)."""
+    policy, born, root = setup
+    cmd = [TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "zerosearch_rl", "train", "--config",
+           "configs/smoke.yaml", *overrides(policy, born, root / "uneven", "trainer.batch_size=2",
+                                            "rollout.n_samples=4", "trainer.mini_batches=8")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0
+    assert "trainer.mini_batches=8 must divide the 4 trajectories of a step on each of 2 processes" in done.stderr
+    assert not (root / "uneven" / "metrics.jsonl").exists()
+
+
+@needs_torchrun
+def test_gpu_check_script_runs_on_the_cpu():
+    """scripts/gpu_check.py (the NCCL check for a GPU machine) runs the same two steps with gloo here."""
+    done = subprocess.run([sys.executable, "scripts/gpu_check.py", "--device", "cpu", "--processes", "2"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert "backend gloo" in lines[0] and lines[-1] == "OK"
+    assert [line.split()[0] for line in lines[3:5]] == ["0", "1"]  # one row of phase times per step

@@ -323,14 +323,21 @@ def kl_k1(logp: Tensor, ref_logp: Tensor) -> Tensor:
     return logp - ref_logp
 
 
+#: The largest per-token k3 value; beyond it the estimate is clamped (and gives no gradient), as veRL's
+#: ``low_var_kl`` and ZeroSearch's fork of it clamp it to [-10, 10].
+K3_LIMIT = 10.0
+
+
 def kl_k3(logp: Tensor, ref_logp: Tensor) -> Tensor:
     """k3 per token: ``exp(ref - logp) - (ref - logp) - 1`` (unbiased, low variance, always >= 0).
 
     Computed as ``expm1(d) - d`` (``exp(d) - d - 1`` rounds below 0 for tiny ``d``); the log-ratio ``d``
-    is clamped to +-20 so the exp stays finite.
+    is clamped to +-20 so the exp stays finite, and the estimate to ``K3_LIMIT`` as in veRL: a token
+    the reference finds about 13 times likelier than the policy does (``d`` > 2.6), or 60,000 times less
+    likely (``d`` < -11), stops pulling on the policy instead of dominating the loss.
     """
     d = (ref_logp - logp).clamp(-LOG_RATIO_LIMIT, LOG_RATIO_LIMIT)
-    return torch.expm1(d) - d
+    return (torch.expm1(d) - d).clamp(max=K3_LIMIT)
 
 
 KL_ESTIMATORS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"k1": kl_k1, "k3": kl_k3}

@@ -360,7 +360,8 @@ class Trainer:
             return
         sums = par.replica_sums(self.policy)
         if self.rank == 0:
-            (self.run_dir / "replicas.json").write_text(json.dumps({"parameter_sums": sums}))
+            (self.run_dir / "replicas.json").write_text(json.dumps(
+                {"parameter_sums": sums, "backend": dist.get_backend(), "device": str(self.device)}))
         if len(set(sums)) != 1:
             raise RuntimeError(f"data-parallel replicas diverged: parameter sums per rank {sums}")
 
