@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Literal
 import yaml
 
 from zerosearch_rl.curriculum import NoiseSchedule
+from zerosearch_rl.protocol import ObservationFormat, PromptTemplate
 
 
 class ConfigError(ValueError):
@@ -75,7 +76,11 @@ class ModelConfig(_Section):
     device: Literal["auto", "cpu", "cuda"] = _f("auto", "auto = cuda when available, else cpu.")
     prompt_style: Literal["auto", "base", "chat"] = _f(
         "auto", "base = plain-text instruction; chat = through the tokenizer's chat template; "
-                "auto = chat when the tokenizer has a template.")
+                "auto = chat when the tokenizer has a template (the original's rule).")
+    prompt_template: PromptTemplate = _f(
+        "own", "The policy's instruction: own (ours, protocol.INSTRUCTION), search_r1 (the instruction of the "
+               "Search-R1/ZeroSearch data and of the released ZeroSearch policies; tokenized without added special "
+               "tokens, as the original), or data (each parquet row's `prompt` messages as they are).")
     lora_rank: int = _f(0, "LoRA rank through peft; 0 = full fine-tuning.", ge=0)
     lora_alpha: int = _f(16, "LoRA scaling numerator (alpha / rank scales the update).", gt=0)
     lora_dropout: float = _f(0.0, "Dropout on the LoRA branch.", ge=0.0, le=1.0)
@@ -107,7 +112,16 @@ class RolloutConfig(_Section):
     n_samples: int = _f(5, "Samples per prompt (the GRPO group size).", ge=1)
     temperature: float = _f(1.0, "Sampling temperature of the policy during training.", ge=0.0)
     top_p: float = _f(1.0, "Nucleus sampling mass.", gt=0.0, le=1.0)
-    max_turns: int = _f(4, "Policy turns per episode; the last turn may answer but runs no search.", ge=1)
+    max_turns: int = _f(4, "Policy turns per episode; the last turn may answer but runs no search (see "
+                           "final_answer_turn for the original's meaning).", ge=1)
+    final_answer_turn: bool = _f(False, "One more turn after max_turns, in which a search is not run: then "
+                                        "max_turns counts the turns that may search, as the original's max_turns "
+                                        "does (k searches and a final answer turn, k + 1 generations).")
+    observation_format: ObservationFormat = _f(
+        "own", "How search results and feedback enter the policy's context: own (`Doc N (Title: T) text` lines, "
+               "a truncated block still closed) or zerosearch (the original's: the simulator's page as it wrote "
+               "it, Search-R1's `Doc N(Title: \"T\") text` for retrieved documents, its invalid-action text, "
+               "truncation cutting the block).")
     max_new_tokens: int = _f(500, "New tokens per policy turn.", ge=1)
     max_obs_tokens: int = _f(500, "Tokens of one <information> observation; longer ones are truncated.", ge=1)
     max_response_tokens: int = _f(4096, "Tokens after the prompt (policy + observations) per episode.", ge=1)

@@ -29,10 +29,10 @@ from zerosearch_rl.llm.base import Sampling
 from zerosearch_rl.protocol import (
     FEEDBACK_GIVEN,
     INFORMATION,
-    INVALID_ACTION_FEEDBACK,
     OBSERVED,
     SEARCH,
     build_prompt,
+    invalid_action_feedback,
     observation_text,
     parse_action,
     uses_chat_template,
@@ -75,11 +75,15 @@ class Rollout:
     """Drives episodes of the search protocol for one tokenizer, search engine and rollout config."""
 
     def __init__(self, tokenizer: Any, search: SearchBackend, cfg: RolloutConfig, seed: int = 0,
-                 prompt_style: str = "auto") -> None:
+                 prompt_style: str = "auto", prompt_template: str = "own") -> None:
         self.tokenizer, self.search, self.cfg, self.seed = tokenizer, search, cfg, seed
-        self.prompt_style = prompt_style
-        self._chat = uses_chat_template(tokenizer, prompt_style)  # a chat template writes its own BOS
+        self.prompt_style, self.prompt_template = prompt_style, prompt_template
+        # A chat template writes its own BOS; the original tokenizes every prompt without added special tokens.
+        self._special = not uses_chat_template(tokenizer, prompt_style) and prompt_template == "own"
         self._close_ids = self._encode(f"</{INFORMATION}>\n\n")
+        self._feedback_ids = self._encode(invalid_action_feedback(cfg.observation_format))
+        #: Generations per episode: the original's max_turns counts the turns that may search, plus one to answer.
+        self.turn_limit = cfg.max_turns + int(cfg.final_answer_turn)
 
     def _encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -88,8 +92,9 @@ class Rollout:
 
     def prompt_ids(self, example: QAExample) -> list[int]:
         """The tokenized prompt of ``example``; too long a prompt is an error naming the example."""
-        prompt = build_prompt(example.question, self.tokenizer, self.prompt_style)
-        ids = list(self.tokenizer(prompt, add_special_tokens=not self._chat)["input_ids"])
+        prompt = build_prompt(example.question, self.tokenizer, self.prompt_style, self.prompt_template,
+                              example.metadata.get("prompt"))
+        ids = list(self.tokenizer(prompt, add_special_tokens=self._special)["input_ids"])
         if len(ids) > self.cfg.max_prompt_tokens:
             raise PromptTooLong(f"example {example.id!r}: prompt of {len(ids)} tokens exceeds "
                                 f"rollout.max_prompt_tokens={self.cfg.max_prompt_tokens}")
@@ -119,7 +124,7 @@ class Rollout:
         text = self.tokenizer.decode(gen.token_ids, skip_special_tokens=True)
         ep.policy_text.append(text)
         action = parse_action(text)
-        last_turn = ep.turn + 1 >= self.cfg.max_turns
+        last_turn = ep.turn + 1 >= self.turn_limit
         out_of_tokens = ep.response_tokens >= self.cfg.max_response_tokens
         ep.turn += 1
         if action.kind == "answer":
@@ -139,13 +144,13 @@ class Rollout:
         if gen.finish == "eos" or last_turn or out_of_tokens:
             ep.done = True
             return None
-        self._observe(ep, self._encode(INVALID_ACTION_FEEDBACK), FEEDBACK_GIVEN)
+        self._observe(ep, list(self._feedback_ids), FEEDBACK_GIVEN)
         return None
 
     def apply_search(self, ep: Episode, docs: Sequence[Document]) -> None:
         """Append the ``<information>`` observation for the episode's search."""
         ep.bump("failed_searches", float(any(d.id == FAILED_DOCUMENT_ID for d in docs)))
-        self._observe(ep, self._encode(observation_text(docs)), OBSERVED)
+        self._observe(ep, self._encode(observation_text(docs, self.cfg.observation_format)), OBSERVED)
 
     def force_search(self, ep: Episode, query: str) -> SearchRequest:
         """Inject ``<search> query </search>`` as if the episode had asked for it; returns the request to run.
@@ -167,7 +172,10 @@ class Rollout:
         room = min(self.cfg.max_obs_tokens, self.cfg.max_response_tokens - ep.response_tokens)
         if len(ids) > room:
             ep.bump("truncated_observations")
-            ids = ids[: max(0, room - len(self._close_ids))] + self._close_ids[:room]
+            if self.cfg.observation_format == "zerosearch":  # the original cuts the block where the budget ends
+                ids = ids[:room]
+            else:
+                ids = ids[: max(0, room - len(self._close_ids))] + self._close_ids[:room]
         self._append(ep, SegmentKind.OBSERVATION, ids)
         if ep.response_tokens >= self.cfg.max_response_tokens:
             ep.done = True
@@ -204,7 +212,7 @@ class Rollout:
         """Drive already started episodes to their end (``run`` starts them; evaluation may first force a
         search into some with ``force_search``)."""
         generate_s = search_s = 0.0
-        for turn in range(self.cfg.max_turns):
+        for turn in range(self.turn_limit):
             active = [e for e in episodes if not e.done]
             if not active:
                 break
@@ -234,7 +242,7 @@ class Rollout:
         every generation) still draws each search's noise with the right step (contract 3).
         """
         ep = self.start(example, sample_index)
-        for turn in range(self.cfg.max_turns):
+        for turn in range(self.turn_limit):
             if ep.done:
                 break
             known = 0 if callable(step) else step  # seeds sampling only, before the step can be read

@@ -96,7 +96,8 @@ class Trainer:
                            if self.value is not None else None)
         self.search = build_backend(cfg)
         self.generator = self._generator()
-        self.rollout = Rollout(self.tokenizer, self.search, cfg.rollout, t.seed, cfg.model.prompt_style)
+        self.rollout = Rollout(self.tokenizer, self.search, cfg.rollout, t.seed, cfg.model.prompt_style,
+                               cfg.model.prompt_template)
         self.schedule = cfg.curriculum.noise_schedule(t.total_steps)
         self.sampler = PromptSampler(examples, t.batch_size, t.seed, cfg.data.shuffle, self.rank, self.world)
         self.estimator = algo.get_advantage_estimator(cfg.algorithm.advantage)

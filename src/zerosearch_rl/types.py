@@ -20,6 +20,9 @@ class Document:
     title: str
     text: str
     score: float | None = None
+    #: The whole result page as its engine writes it for the original's observation format, the same on every
+    #: document of a page (``protocol.render_zerosearch``); ``None`` for engines that return documents only.
+    page: str | None = None
 
     @property
     def contents(self) -> str:

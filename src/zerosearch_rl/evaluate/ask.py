@@ -93,11 +93,7 @@ def ask(cfg: Config, question: str, method: str = "agent", answers: Sequence[str
     example = QAExample(id="ask", question=question, answers=tuple(answers), source="ask")
     recorder = _LiveBackend(backend, console) if console is not None else RecordingBackend(backend)
     live = _LiveGenerator(generator, tokenizer, console) if console is not None else generator
-    e = cfg.eval
-    ctx = EvalContext(live, tokenizer, recorder, cfg.rollout,
-                      Sampling(temperature=e.temperature, top_p=e.top_p, max_new_tokens=e.answer_max_new_tokens,
-                               seed=e.seed if e.temperature > 0 else None),
-                      cfg.model.prompt_style, e.seed, e.answer_max_new_tokens, e.first_turn_prefix)
+    ctx = EvalContext.from_config(cfg, live, tokenizer, recorder)
     start = time.perf_counter()
     try:
         (traj,) = runner.run(ctx, [example])

@@ -39,7 +39,6 @@ from zerosearch_rl.evaluate.report import (
     write_outputs,
 )
 from zerosearch_rl.generation import TokenGenerator
-from zerosearch_rl.llm.base import Sampling
 from zerosearch_rl.reward import check_format, cover_em, exact_match, extract_answer, f1, without_information
 from zerosearch_rl.search.base import CountingBackend, SearchBackend
 from zerosearch_rl.types import Document, QAExample, SearchRequest, Trajectory
@@ -180,10 +179,7 @@ def evaluate(policy: Any, tokenizer: Any, backend: SearchBackend, examples: Sequ
     done = {(t["method"], t["id"]) for t in read_traces(out / TRACES_FILE)}
     recorder = RecordingBackend(backend)
     e = cfg.eval
-    ctx = EvalContext(as_generator(policy, tokenizer), tokenizer, recorder, cfg.rollout,
-                      Sampling(temperature=e.temperature, top_p=e.top_p, max_new_tokens=e.answer_max_new_tokens,
-                               seed=e.seed if e.temperature > 0 else None),
-                      cfg.model.prompt_style, e.seed, e.answer_max_new_tokens, e.first_turn_prefix)
+    ctx = EvalContext.from_config(cfg, as_generator(policy, tokenizer), tokenizer, recorder)
     todo = {m: [ex for ex in examples if (m, ex.id) not in done] for m in runners}
     total = sum(len(v) for v in todo.values())
     start = time.perf_counter()

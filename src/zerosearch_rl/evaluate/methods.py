@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Protocol
 
-from zerosearch_rl.config import EVAL_METHODS, ConfigError, RolloutConfig
+from zerosearch_rl.config import EVAL_METHODS, Config, ConfigError, RolloutConfig
 from zerosearch_rl.generation import ForcedFirstTurn, TokenGenerator
 from zerosearch_rl.llm.base import Sampling
 from zerosearch_rl.protocol import render_information, render_user_message, uses_chat_template
@@ -51,6 +51,17 @@ class EvalContext:
     seed: int = 0
     answer_max_new_tokens: int = 64
     first_turn_prefix: str = "<search>"
+    prompt_template: str = "own"
+
+    @classmethod
+    def from_config(cls, cfg: Config, generator: TokenGenerator, tokenizer: Any, backend: SearchBackend
+                    ) -> EvalContext:
+        """The context of an evaluation run by ``cfg`` (its ``eval`` sampling, the model's prompt)."""
+        e = cfg.eval
+        sampling = Sampling(temperature=e.temperature, top_p=e.top_p, max_new_tokens=e.answer_max_new_tokens,
+                            seed=e.seed if e.temperature > 0 else None)
+        return cls(generator, tokenizer, backend, cfg.rollout, sampling, cfg.model.prompt_style, e.seed,
+                   e.answer_max_new_tokens, e.first_turn_prefix, cfg.model.prompt_template)
 
 
 class Method(Protocol):
@@ -136,7 +147,7 @@ class Agent:
     searches: ClassVar[bool] = True
 
     def run(self, ctx: EvalContext, examples: Sequence[QAExample]) -> list[Trajectory]:
-        rollout = Rollout(ctx.tokenizer, ctx.backend, ctx.rollout, ctx.seed, ctx.prompt_style)
+        rollout = Rollout(ctx.tokenizer, ctx.backend, ctx.rollout, ctx.seed, ctx.prompt_style, ctx.prompt_template)
         episodes = [rollout.start(ex, 0) for ex in examples]
         if self.forced:
             requests = [rollout.force_search(ep, ex.question) for ep, ex in zip(episodes, examples, strict=True)]

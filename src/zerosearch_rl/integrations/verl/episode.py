@@ -90,7 +90,8 @@ class EpisodeRunner:
         self.cfg, self.tokenizer, self.backend = cfg, tokenizer, backend
         self.engine, self.response_length, self.group_size = engine, response_length, group_size
         self.step_source, self.fixed_step = step_source, fixed_step
-        self.rollout = Rollout(tokenizer, backend, cfg.rollout, cfg.trainer.seed, cfg.model.prompt_style)
+        self.rollout = Rollout(tokenizer, backend, cfg.rollout, cfg.trainer.seed, cfg.model.prompt_style,
+                               cfg.model.prompt_template)
         self.schedule: NoiseSchedule = cfg.curriculum.noise_schedule(cfg.trainer.total_steps)
         self.eos_ids = end_of_sequence_ids(tokenizer)  # what HFGenerator stops on, read from the model folder
         self._groups: OrderedDict[str, int] = OrderedDict()
