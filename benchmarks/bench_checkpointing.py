@@ -79,7 +79,7 @@ def main() -> None:
             "plain": lambda: fwd_bwd(model, batch, whole_rows=True),
             "checkpointed": lambda: fwd_bwd(ckpt_model, batch, whole_rows=False)}
     times: dict[str, list[float]] = {k: [] for k in runs}
-    for k, run in runs.items():  # warm-up
+    for run in runs.values():  # warm-up
         run()
     for _ in range(args.repeats):
         for k, run in runs.items():
