@@ -24,12 +24,14 @@ FIELD_DATA = [
     ("hotpotqa", "Who directed the film in which Tom Hanks plays a FedEx employee?", ["Robert Zemeckis"]),
 ]
 
+# Fact from PeterGriffinJin/Search-R1 scripts/data_process/nq_search.py (make_prefix, "base") and ZeroSearch's
+# inference.py: the instruction of the field's parquet rows, up to the question.
 SEARCH_R1_PREFIX = (
     "Answer the given question. You must conduct reasoning inside <think> and </think> first every time "
     "you get new information. After reasoning, if you find you lack some knowledge, you can call a search "
-    "engine by <search> query </search>, and it will return the top searched results between <information> "
-    "and </information>. You can search as many times as you want. If you find no further external "
-    "knowledge needed, you can directly provide the answer inside <answer> and </answer> without detailed "
+    "engine by <search> query </search> and it will return the top searched results between <information> "
+    "and </information>. You can search as many times as your want. If you find no further external "
+    "knowledge needed, you can directly provide the answer inside <answer> and </answer>, without detailed "
     "illustrations. For example, <answer> Beijing </answer>. Question: "
 )
 
@@ -113,8 +115,8 @@ def test_field_parquet_split_keeps_ids_of_train_and_test_apart(tmp_path):
     examples = load_examples([train, test])
     assert len(examples) == 10
     assert len({e.id for e in examples}) == 10
-    assert examples[0].metadata == {"split": "train", "index": 0}
-    assert examples[5].metadata == {"split": "test", "index": 0}
+    assert examples[0].metadata == {"split": "train", "index": 0, "prompt": field_rows()[0]["prompt"]}
+    assert examples[5].metadata["split"] == "test" and examples[5].metadata["index"] == 0
 
 
 def test_load_examples_filters_by_source(tmp_path):
@@ -470,4 +472,4 @@ def test_parquet_examples_survive_a_jsonl_round_trip(tmp_path):
     from_parquet = read_examples(write_rows(field_rows(), tmp_path / "train.parquet"))
     back = read_examples(write_jsonl(from_parquet, tmp_path / "train.jsonl"))
     assert back == from_parquet
-    assert back[3].metadata == {"split": "train", "index": 0}
+    assert back[3].metadata == {"split": "train", "index": 0, "prompt": field_rows()[3]["prompt"]}

@@ -54,6 +54,20 @@ def _question(value: Any, where: str) -> str:
     return value.strip()
 
 
+def _prompt(value: Any, where: str) -> list[dict[str, str]]:
+    """A row's ``prompt`` column: chat messages ``{role, content}`` (``model.prompt_template=data`` uses them)."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if not isinstance(value, (list, tuple)) or not value:
+        raise DataError(f"{where}: expected a non-empty list of {{role, content}} messages, got {value!r}")
+    out = []
+    for i, m in enumerate(value):
+        if not isinstance(m, Mapping) or not all(isinstance(m.get(k), str) for k in ("role", "content")):
+            raise DataError(f"{where}[{i}]: expected a message with string 'role' and 'content', got {m!r}")
+        out.append({"role": m["role"], "content": m["content"]})
+    return out
+
+
 def _read_jsonl(path: Path) -> list[QAExample]:
     out = []
     with path.open("rb") as fh:
@@ -109,12 +123,15 @@ def example_from_row(row: Mapping[str, Any], where: str, default_index: int = 0)
     split = extra.get("split") or ""
     index = extra.get("index")
     index = default_index if index is None else index
+    metadata: dict[str, Any] = {"split": split, "index": index}
+    if row.get("prompt") is not None:
+        metadata["prompt"] = _prompt(row["prompt"], f"{where}, field 'prompt'")
     return QAExample(
         id=f"{source}-{split}-{index}" if split else f"{source}-{index}",
         question=_question(row.get("question"), f"{where}, field 'question'"),
         answers=answers,
         source=source,
-        metadata={"split": split, "index": index},
+        metadata=metadata,
     )
 
 
