@@ -455,3 +455,22 @@ def test_k3_is_clamped_to_ten_as_verl_does(d, value, has_gradient):
     assert float(k3) == pytest.approx(value, rel=1e-6)
     k3.sum().backward()
     assert (float(logp.grad) != 0.0) is has_gradient
+
+
+def test_token_rewards_add_to_every_estimator():
+    """Per-token rewards (the KL penalty in the reward): summed over the mask into each trajectory's reward for the
+    outcome estimators, kept token by token for GAE. Hand-computed."""
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    tok = torch.tensor([[-0.1, -0.2, -5.0], [-0.3, -9.0, -9.0]])  # off-mask values never count
+    batch = AdvantageBatch(torch.tensor([1.0, 0.0]), mask, ["g", "g"], token_rewards=tok)
+    # reinforce without a baseline: A_i = r_i + sum(token rewards) = 0.7 and -0.3
+    adv, ret = get_advantage_estimator("reinforce")(batch, AdvantageOptions(baseline=False))
+    assert adv[:, 0].tolist() == pytest.approx([0.7, -0.3]) and ret[:, 0].tolist() == pytest.approx([0.7, -0.3])
+    # grpo: (0.7 - 0.2) / (std(0.7, -0.3) = sqrt(0.5)) on every masked token
+    adv, _ = get_advantage_estimator("grpo")(batch, AdvantageOptions())
+    assert adv[0, :2].tolist() == pytest.approx([0.5 / math.sqrt(0.5)] * 2, rel=1e-5) and adv[0, 2] == 0
+    # gae, gamma = lam = 1, values 0: A_t = sum of rewards from t on = [-0.1 - 0.2 + 1, -0.2 + 1], [-0.3]
+    values = torch.zeros(2, 3)
+    gae = AdvantageBatch(torch.tensor([1.0, 0.0]), mask, values=values, token_rewards=tok)
+    adv, ret = get_advantage_estimator("gae")(gae, AdvantageOptions(whiten=False))
+    assert torch.allclose(adv, torch.tensor([[0.7, 0.8, 0.0], [-0.3, 0.0, 0.0]]))

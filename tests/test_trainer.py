@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from fakes.primed import primed_policy_dir
-from zerosearch_rl.config import load_config
+from zerosearch_rl.config import ConfigError, load_config
 from zerosearch_rl.demo import asset
 from zerosearch_rl.policy import TokenBatch
-from zerosearch_rl.reward import score_all
+from zerosearch_rl.reward import score_trajectory
 from zerosearch_rl.trainer import Trainer
 from zerosearch_rl.types import SegmentKind, Trajectory
 
@@ -33,7 +33,7 @@ def born(tmp_path_factory):
 
 def format_reward(tr: Trajectory):
     """The primed policy answers in the right format only some of the time: rewards vary within a group."""
-    s = score_all(tr.response_text, tr.answers)
+    s = score_trajectory(tr)
     return dataclasses.replace(s, reward=float(s.format_valid))
 
 
@@ -87,6 +87,33 @@ def test_lr_schedule_sets_each_steps_learning_rate(policy_dir, born, tmp_path):
     history = trainer.train()
     trainer.close()
     assert [m["actor/lr"] for m in history] == pytest.approx([1e-2, 1e-2 * 2 / 3, 1e-2 / 3])
+
+
+def test_warmup_ratio_counts_steps_as_verl_does_and_the_critic_warms_up_on_its_own(policy_dir, born, tmp_path):
+    """warmup_ratio 0.8 of 4 steps is int(3.2) = 3 warm-up steps; the critic's 0.5 is 2 steps."""
+    cfg = config(policy_dir, born, tmp_path, "trainer.total_steps=4", "curriculum.steps=4", "trainer.save_every=0",
+                 "trainer.warmup_ratio=0.8", "algorithm.advantage=gae", "algorithm.critic_lr=1e-3",
+                 "algorithm.critic_warmup_ratio=0.5")
+    trainer = Trainer(cfg, reward_fn=format_reward)
+    history = trainer.train()
+    trainer.close()
+    assert [m["actor/lr"] for m in history] == pytest.approx([1e-2 / 3, 2e-2 / 3, 1e-2, 1e-2])
+    assert [m["critic/lr"] for m in history] == pytest.approx([5e-4, 1e-3, 1e-3, 1e-3])
+    with pytest.raises(ConfigError, match="both set"):
+        config(policy_dir, born, tmp_path, "trainer.warmup_ratio=0.5", "trainer.warmup_steps=3")
+
+
+def test_kl_in_the_reward_replaces_the_kl_loss(policy_dir, born, tmp_path):
+    """KL in the reward (ZeroSearch's PPO): no KL term in the loss, a per-token penalty in the reward that is 0 while
+    the policy is its reference (step 0) and negative once it has moved (step 1)."""
+    cfg = config(policy_dir, born, tmp_path, "algorithm.kl_in_reward=true", "algorithm.kl_estimator=k1",
+                 "algorithm.kl_coef=0.1", "algorithm.old_logprobs=recompute", "trainer.save_every=0")
+    trainer = Trainer(cfg, reward_fn=format_reward)
+    history = trainer.train()
+    trainer.close()
+    assert [m["actor/kl"] for m in history] == [0.0, 0.0]
+    assert history[0]["reward/kl_penalty"] == 0.0
+    assert history[1]["reward/kl_penalty"] != 0.0
 
 
 def _handmade_batch(trainer):

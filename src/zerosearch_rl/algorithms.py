@@ -62,6 +62,10 @@ class AdvantageBatch:
     step when the batch is one process's share of it: it sums a tensor over every process (under data
     parallelism, ``distributed.all_reduce``); ``None`` means this batch is the whole step. Group
     statistics need none: a group never spans processes.
+
+    ``token_rewards`` [B, T] are per-token rewards on top of the outcome (the KL penalty
+    ``-kl_coef * KL_t`` when ``algorithm.kl_in_reward``, as veRL's ``apply_kl_penalty``): gae adds them token
+    by token, the outcome estimators add their sum over the mask to each trajectory's reward.
     """
 
     rewards: Tensor
@@ -69,6 +73,7 @@ class AdvantageBatch:
     group_ids: Sequence[Hashable] | Tensor | None = None
     values: Tensor | None = None
     reduce_sum: Callable[[Tensor], Tensor] | None = None
+    token_rewards: Tensor | None = None
 
     def total(self, local: Tensor) -> Tensor:
         """``local`` (a sum over this batch) summed over the whole step."""
@@ -80,9 +85,10 @@ class AdvantageBatch:
                              f"{tuple(self.rewards.shape)} and mask {tuple(self.mask.shape)}")
         if self.group_ids is not None and len(self.group_ids) != self.rewards.shape[0]:
             raise ValueError(f"group_ids has {len(self.group_ids)} entries for {self.rewards.shape[0]} rewards")
-        if self.values is not None and self.values.shape != self.mask.shape:
-            raise ValueError(f"values must have the mask's shape {tuple(self.mask.shape)}, "
-                             f"got {tuple(self.values.shape)}")
+        for name in ("values", "token_rewards"):
+            t = getattr(self, name)
+            if t is not None and t.shape != self.mask.shape:
+                raise ValueError(f"{name} must have the mask's shape {tuple(self.mask.shape)}, got {tuple(t.shape)}")
 
 
 @dataclass(frozen=True)
@@ -111,8 +117,11 @@ AdvantageEstimator = Callable[[AdvantageBatch, AdvantageOptions], tuple[Tensor, 
 
 
 def _float_rewards(batch: AdvantageBatch) -> Tensor:
-    r = batch.rewards
-    return r if r.is_floating_point() else r.float()
+    """Each trajectory's reward: the outcome plus its per-token rewards summed over the mask."""
+    r = batch.rewards if batch.rewards.is_floating_point() else batch.rewards.float()
+    if batch.token_rewards is None:
+        return r
+    return r + torch.where(batch.mask.bool(), batch.token_rewards, torch.zeros_like(batch.token_rewards)).sum(-1)
 
 
 def _broadcast(per_trajectory: Tensor, mask: Tensor) -> Tensor:
@@ -242,7 +251,10 @@ def gae_advantages(batch: AdvantageBatch, opts: AdvantageOptions = AdvantageOpti
         raise ValueError("gae needs values [B, T] from the value model")
     values = batch.values.detach()
     m = batch.mask.bool()
-    rewards = outcome_token_rewards(_float_rewards(batch).to(values.dtype), m)
+    outcome = batch.rewards if batch.rewards.is_floating_point() else batch.rewards.float()
+    rewards = outcome_token_rewards(outcome.to(values.dtype), m)
+    if batch.token_rewards is not None:
+        rewards = rewards + torch.where(m, batch.token_rewards.to(values.dtype), torch.zeros_like(rewards))
     adv = torch.zeros_like(values)
     next_value = values.new_zeros(values.shape[0])
     next_adv = values.new_zeros(values.shape[0])

@@ -232,11 +232,16 @@ class AlgorithmConfig(_Section):
     clip_ratio_high: float = _f(0.2, "PPO clip: ratio may rise to 1 + this.", gt=0.0)
     kl_coef: float = _f(0.001, "Weight of the KL penalty to the frozen reference (0 = no reference).", ge=0.0)
     kl_estimator: Literal["k1", "k3"] = _f("k3", "KL estimator: k1 (log-ratio) or k3 (low-variance).")
+    kl_in_reward: bool = _f(False, "Put the KL to the reference into the reward instead of the loss: every policy "
+                                   "token's reward gets -kl_coef * KL (by kl_estimator, from the old log-probs), as "
+                                   "veRL's kl_ctrl / apply_kl_penalty does for ZeroSearch's PPO (k1, 0.001).")
     entropy_coef: float = _f(0.0, "Weight of the entropy bonus.", ge=0.0)
     gamma: float = _f(1.0, "GAE discount.", ge=0.0, le=1.0)
     lam: float = _f(1.0, "GAE lambda.", ge=0.0, le=1.0)
     value_clip: float = _f(0.5, "GAE/PPO: value predictions move at most this far from the old ones.", gt=0.0)
     critic_lr: float = _f(1e-5, "Learning rate of the value model (gae).", gt=0.0)
+    critic_warmup_ratio: float = _f(0.0, "Linear warm-up of the critic's learning rate over this share of "
+                                         "trainer.total_steps (veRL's critic lr_warmup_steps_ratio).", ge=0.0, le=1.0)
     gae_whiten: bool = _f(True, "GAE: whiten advantages over the batch's policy tokens.")
     old_logprobs: Literal["recompute", "behaviour"] = _f(
         "recompute", "The PPO ratio's denominator: recompute with the trainer's weights before the update (needed "
@@ -256,6 +261,9 @@ class TrainerConfig(_Section):
     lr: float = _f(1e-6, "Policy learning rate (ZeroSearch: 1e-6).", gt=0.0)
     weight_decay: float = _f(0.0, "AdamW weight decay.", ge=0.0)
     warmup_steps: int = _f(0, "Linear learning-rate warm-up steps.", ge=0)
+    warmup_ratio: float = _f(0.0, "Warm-up as a share of total_steps instead: int(ratio * total_steps) steps (veRL's "
+                                  "lr_warmup_steps_ratio; ZeroSearch's GRPO and REINFORCE scripts: 0.95, PPO: "
+                                  "0.285). Set this or warmup_steps, not both.", ge=0.0, le=1.0)
     lr_schedule: Literal["constant", "linear", "cosine"] = _f(
         "constant", "Learning rate after the warm-up: constant (ZeroSearch), or decaying linearly or along a "
                     "cosine to lr * min_lr_ratio at total_steps.")
@@ -272,6 +280,16 @@ class TrainerConfig(_Section):
         "auto", "Multi-process strategy under torchrun: ddp (each process holds the whole model), fsdp (FSDP2: "
                 "weights, gradients and optimizer state sharded block by block; sampling uses an unsharded copy or "
                 "vLLM, synced after each update; full fine-tuning only), auto = ddp when WORLD_SIZE > 1.")
+
+    def validate(self) -> None:
+        if self.warmup_steps and self.warmup_ratio:
+            raise ConfigError(f"trainer.warmup_steps={self.warmup_steps} and trainer.warmup_ratio={self.warmup_ratio} "
+                              f"both set: set one (the other 0)")
+
+    @property
+    def warmup(self) -> int:
+        """Warm-up steps in effect: ``warmup_steps``, or ``int(warmup_ratio * total_steps)`` as veRL counts them."""
+        return self.warmup_steps or int(self.warmup_ratio * self.total_steps)
 
 
 EVAL_METHODS = ("direct", "cot", "rag", "agent", "agent_forced", "agent_prefixed")

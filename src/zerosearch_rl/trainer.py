@@ -91,9 +91,13 @@ class Trainer:
         params = [p for p in self.policy.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: lr_multiplier(s, t.total_steps, t.warmup_steps, t.lr_schedule, t.min_lr_ratio))
+            self.optimizer, lambda s: lr_multiplier(s, t.total_steps, t.warmup, t.lr_schedule, t.min_lr_ratio))
         self.critic_opt = (torch.optim.AdamW(self.value.parameters(), lr=cfg.algorithm.critic_lr)
                            if self.value is not None else None)
+        critic_warmup = int(cfg.algorithm.critic_warmup_ratio * t.total_steps)
+        self.critic_scheduler = (torch.optim.lr_scheduler.LambdaLR(
+            self.critic_opt, lambda s: lr_multiplier(s, t.total_steps, critic_warmup))
+            if self.critic_opt is not None else None)
         self.search = build_backend(cfg)
         self.generator = self._generator()
         self.rollout = Rollout(self.tokenizer, self.search, cfg.rollout, t.seed, cfg.model.prompt_style,
@@ -160,6 +164,7 @@ class Trainer:
             critic = getattr(self.value, "module", self.value)
             state["value"] = par.full_state_dict(critic)
             state["critic_opt"] = par.optimizer_state(critic, self.critic_opt)
+            state["critic_scheduler"] = self.critic_scheduler.state_dict() if self.critic_scheduler else None
         return state
 
     def _restore_weights(self, path: Path) -> dict[str, Any]:
@@ -176,6 +181,8 @@ class Trainer:
         self.sampler.load_state(state["sampler"])
         if self.value is not None and self.critic_opt is not None:
             par.load_optimizer_state(getattr(self.value, "module", self.value), self.critic_opt, state["critic_opt"])
+            if self.critic_scheduler is not None and state.get("critic_scheduler"):
+                self.critic_scheduler.load_state_dict(state["critic_scheduler"])
         self.start_step = int(state["step"]) + 1
 
     def save(self, step: int) -> None:
@@ -241,17 +248,25 @@ class Trainer:
             ratio = torch.exp((old - batch.behaviour_logprobs).clamp(-20, 20))[batch.loss_mask.bool()]
             metrics.update({"actor/behaviour_ratio_mean": float(ratio.mean()),
                             "actor/behaviour_ratio_max": float(ratio.max())})
-        ref = None
-        if cfg.algorithm.kl_coef > 0:
+        a = cfg.algorithm
+        ref = token_rewards = None
+        if a.kl_coef > 0:
             with self._reference() as model:
                 ref = self._forward_no_grad(self._logprobs_of(model), batch)
+        if ref is not None and a.kl_in_reward:  # a reward penalty instead of a loss term (veRL's apply_kl_penalty)
+            token_rewards = -a.kl_coef * algo.kl_penalty(old, ref, a.kl_estimator) * batch.loss_mask
+            rewards["kl_penalty"] = token_rewards.sum(-1).tolist()
+            ref = None
         values = self._forward_no_grad(self.value, batch) if self.value is not None else None
         adv, returns = self.estimator(
             algo.AdvantageBatch(torch.tensor(rewards["mean"], device=self.device), batch.loss_mask,
-                                [t.group_id for t in trajs], values, reduce_sum=par.all_reduce),
-            algo.AdvantageOptions.from_config(cfg.algorithm))
+                                [t.group_id for t in trajs], values, reduce_sum=par.all_reduce,
+                                token_rewards=token_rewards),
+            algo.AdvantageOptions.from_config(a))
         t2 = time.perf_counter()
         lr = float(self.scheduler.get_last_lr()[0])  # this step's (the update moves the scheduler on)
+        if self.critic_scheduler is not None:
+            metrics["critic/lr"] = float(self.critic_scheduler.get_last_lr()[0])
         metrics.update(self._update(batch, old, ref, adv, returns, values, step))
         metrics["time/weight_sync"] = self._sync_generator()
         t3 = time.perf_counter()
@@ -302,6 +317,8 @@ class Trainer:
                     self.critic_opt.zero_grad(set_to_none=True)
                 updates += 1
         self.scheduler.step()
+        if self.critic_scheduler is not None:
+            self.critic_scheduler.step()
         out = {f"actor/{k}": par.sum_over_ranks(v) / updates for k, v in sums.items()}
         out["actor/ratio_max"] = par.max_over_ranks(ratio_max)
         out["actor/grad_norm"] = _mean(norms)
