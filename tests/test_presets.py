@@ -6,7 +6,7 @@ import pytest
 
 from zerosearch_rl.config import load_config
 
-PRESETS = sorted(Path("configs").glob("*.yaml"))
+PRESETS = sorted([*Path("configs").glob("*.yaml"), *Path("configs/zerosearch").glob("*.yaml")])
 
 
 def test_there_are_presets_for_every_algorithm():
@@ -18,5 +18,5 @@ def test_there_are_presets_for_every_algorithm():
 def test_every_preset_is_a_valid_config(path):
     cfg = load_config(path)
     for data_file in cfg.data.train_files:
-        if not data_file.startswith("data/"):  # the GPU presets point at data the user downloads
+        if not data_file.startswith(("data/", "ZeroSearch_dataset/")):  # GPU presets: data the user downloads
             assert Path(data_file).is_file(), data_file

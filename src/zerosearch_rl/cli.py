@@ -83,6 +83,20 @@ def _train(args: argparse.Namespace) -> None:
               f"(exact match {last['reward/exact_match']:.3f}); run folder {trainer.run_dir}")
 
 
+def _script(args: argparse.Namespace) -> None:
+    import os
+
+    from zerosearch_rl.original_scripts import resolve
+
+    job = resolve(args.script, args.pairs, args.overrides)
+    if args.dry_run:
+        print(f"# {args.script} {' '.join(args.pairs)}\n# runs: {job.shell()}")
+        print(dump_config(load_config(str(job.preset), list(job.overrides))), end="")
+        return
+    command = job.command()
+    os.execv(command[0], command)
+
+
 def _plot(args: argparse.Namespace) -> None:
     from zerosearch_rl.tracking import DEFAULT_CURVES, plot_metrics, read_metrics
 
@@ -137,6 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(train)
     train.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
     train.set_defaults(run=_train)
+
+    script = commands.add_parser("script", help="run ZeroSearch's train_grpo.sh / train_ppo.sh / train_reinforce.sh "
+                                                "arguments (KEY VALUE pairs) with this trainer")
+    script.add_argument("script", help="train_grpo.sh, train_ppo.sh or train_reinforce.sh")
+    script.add_argument("pairs", nargs="*", help="the original's KEY VALUE arguments, e.g. NUM_GPUS_PER_NODE 4 "
+                                                 "MODEL_PATH Qwen2.5-3B-Instruct DATA_PATH ZeroSearch_dataset")
+    script.add_argument("--dry-run", action="store_true", help="print the command and the resolved config only")
+    script.set_defaults(run=_script)
 
     plot = commands.add_parser("plot", help="draw a run's metric curves to a PNG")
     plot.add_argument("run_dir", help="run folder (or its metrics.jsonl)")
