@@ -248,6 +248,9 @@ class TrainerConfig(_Section):
     min_lr_ratio: float = _f(0.0, "Floor of a decaying lr_schedule, as a fraction of lr.", ge=0.0, le=1.0)
     max_grad_norm: float = _f(1.0, "Gradient clipping norm.", gt=0.0)
     reward_metric: Literal["f1", "exact_match", "cover_em"] = _f("f1", "Reward (ZeroSearch: f1).")
+    f1_yes_no_rule: bool = _f(False, "F1 with HotpotQA's rule: a yes/no/noanswer prediction or gold earns no partial "
+                                     "credit (exact or 0). Off = ZeroSearch's F1 (qa_em.f1_score_cal has no such "
+                                     "rule). Applies to the training reward and its logged f1.")
     output_dir: str = _f("runs/default", "Run folder: metrics, checkpoints, resolved config, plots.")
     save_every: int = _f(50, "Checkpoint every N steps (0 = only at the end).", ge=0)
     eval_every: int = _f(0, "Evaluate on data.eval_files every N steps (0 = never during training).", ge=0)

@@ -41,16 +41,18 @@ def gold_answers(ground_truth: Any) -> list[str]:
 
 
 def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: Mapping[str, Any] | None = None,
-                  metric: str = "f1", **_: Any) -> dict[str, float]:
+                  metric: str = "f1", f1_yes_no_rule: bool = False, **_: Any) -> dict[str, float]:
     """The reward of one response (``metric``: f1, exact_match or cover_em; set it through veRL's
-    ``reward.custom_reward_function.reward_kwargs.metric``) and the metrics logged beside it."""
+    ``reward.custom_reward_function.reward_kwargs.metric``, and ``reward_kwargs.f1_yes_no_rule`` as
+    ``trainer.f1_yes_no_rule``) and the metrics logged beside it."""
     if metric not in METRICS:
         raise ValueError(f"unknown reward metric {metric!r}; valid: {', '.join(METRICS)}")
     info = extra_info or {}
     # Our agent loop sends the policy's own text (observations emptied): a document or our feedback can then
     # never be scored as the policy's answer. Other agent loops: the decoded response.
     text = info.get("zs_policy_text")
-    scores = score_all(text if isinstance(text, str) else solution_str, gold_answers(ground_truth), metric)
+    scores = score_all(text if isinstance(text, str) else solution_str, gold_answers(ground_truth), metric,
+                       f1_yes_no_rule)
     out = {"score": scores.reward, "f1": scores.f1, "em": scores.exact_match, "cover_em": scores.cover_em,
            "format": float(scores.format_valid), "answered": float(scores.answered)}
     for name in EPISODE_METRICS:
