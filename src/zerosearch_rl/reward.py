@@ -6,7 +6,7 @@ prompt's example answer can never be rewarded. Metrics take the max over several
 Two substring-free metrics and one substring metric, always reported under their own names:
 ``exact_match`` (normalized strings equal: Search-R1's ``em_check``), ``cover_em`` (normalized gold is a
 substring of the normalized prediction: Search-R1's ``subem_check``, and what ZeroSearch's own
-``qa_em.em_check`` computes and its "EM" reward and evaluation report), and ``f1`` (SQuAD token
+``qa_em.em_check`` computes, the "EM" of its validation and ``em`` reward option), and ``f1`` (SQuAD token
 overlap, ZeroSearch's ``f1_score_cal`` and its reward). Light module: no torch.
 """
 
@@ -77,7 +77,7 @@ def cover_em(prediction: str, golds: Golds) -> float:
     """1.0 when a normalized gold answer is a (character) substring of the normalized prediction.
 
     This is the "EM" of ZeroSearch: its ``qa_em.em_check`` tests ``normalize_answer(gold) in
-    normalize_answer(pred)``, and that is the EM its reward and its reported results use.
+    normalize_answer(pred)``, and that is the EM of its validation metrics and of its ``em`` reward option.
     """
     return _best(prediction, golds, lambda p, g: float(g in p))
 

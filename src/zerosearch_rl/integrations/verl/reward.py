@@ -11,7 +11,9 @@ veRL calls ``compute_score(data_source, solution_str, ground_truth, extra_info)`
 loop's ``extra_info["zs_policy_text"]``, the policy's own turns, is scored in its place when present) and
 ``ground_truth`` the row's ``reward_model.ground_truth`` (ZeroSearch/Search-R1: ``{"target": [answers]}``).
 A dict result is ``{"score": reward, ...}``: veRL trains on ``score`` and keeps the other keys per sample
-(validation means, rollout dumps). Every call returns the same keys, as veRL stacks them across samples.
+(validation means, rollout dumps). ``em`` is the strict exact match (Search-R1's ``em_check``); the "EM" of
+ZeroSearch's validation (its ``qa_em.em_check``, a substring test) is ``cover_em``.
+Every call returns the same keys, as veRL stacks them across samples.
 Light module: no torch, no veRL.
 """
 
