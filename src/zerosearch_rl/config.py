@@ -158,8 +158,13 @@ class SearchConfig(_Section):
 @dataclass(frozen=True)
 class ServeConfig(_Section):
     section: ClassVar[str] = "serve"
-    host: str = _f("127.0.0.1", "Address `zerosearch serve` binds (0.0.0.0 exposes it to the network).")
-    port: int = _f(8000, "Port of `zerosearch serve`.", ge=0, le=65535)
+    host: str = _f("127.0.0.1", "Address `zerosearch serve` binds (0.0.0.0 exposes it to the network, as Search-R1's "
+                                "retrieval_server.py always does).")
+    port: int = _f(8000, "Port of `zerosearch serve` (Search-R1's server: 8000; ZeroSearch's wiki client posts to "
+                         "6002).", ge=0, le=65535)
+    default_topk: int = _f(3, "Documents per query for a /retrieve request that does not say (topk, or top_k in "
+                              "ZeroSearch's wiki form): 3, as Search-R1's retrieval_server.py --topk. A request "
+                              "never gets more than the backend writes (search.topk), whatever it asks.", ge=1)
     max_queries: int = _f(512, "Largest query list accepted in one /retrieve request.", ge=1)
     noise_probability: float = _f(0.0, "Noise probability for requests that do not say (simulated backends).",
                                   ge=0.0, le=1.0)
