@@ -6,6 +6,7 @@ the same functions on inputs nobody wrote by hand.
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Callable
 
@@ -512,6 +513,24 @@ _CASEABLE = (
 )
 caseable = st.one_of(st.text(alphabet=_CASEABLE + "".join(_PUNCT), max_size=30), phrases)
 punct_runs = st.text(alphabet="".join(_PUNCT) + " \t\n", max_size=5)
+
+
+def _zerosearch_normalize_answer(s: str) -> str:
+    """ZeroSearch's verl/utils/reward_score/qa_em.py ``normalize_answer``, verbatim but for the nesting
+    (Search-R1's is the same): lower(), drop string.punctuation, drop a/an/the, collapse white space."""
+    exclude = set(string.punctuation)
+    s = s.lower()
+    s = "".join(ch for ch in s if ch not in exclude)
+    s = re.sub(r"\b(a|an|the)\b", " ", s)
+    return " ".join(s.split())
+
+
+@PROPS
+@given(st.one_of(st.text(alphabet=st.characters(max_codepoint=127), max_size=30), phrases.filter(str.isascii)))
+def test_normalize_is_the_originals_on_ascii(text: str) -> None:
+    # Ours differs only beyond ASCII (NFKC, casefold, Unicode punctuation): on ASCII NFKC and casefold change
+    # nothing that lower() does not, and every ASCII P* character is in string.punctuation.
+    assert normalize_answer(text) == _zerosearch_normalize_answer(text)
 
 
 @PROPS
