@@ -6,6 +6,7 @@ the same functions on inputs nobody wrote by hand.
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Callable
 
@@ -129,14 +130,8 @@ METRIC_CASES = [
     pytest.param(COVER, "anything at all", "the", 0.0, id="cover-empty-gold-never-matches"),
     # ...and an empty gold next to a real one is skipped, the real one still counts.
     pytest.param(EM, "Paris", ["the", "Paris"], 1.0, id="em-empty-gold-skipped"),
-    # --- yes/no: no partial F1 credit (HotpotQA) --------------------------------------------------
-    # pred "yes" vs gold "yes it is" would be P=1, R=1/3 -> 1/2, but yes/no earn no partial credit.
-    pytest.param(F1, "yes", "yes it is", 0.0, id="f1-yes-no-partial-credit"),
-    # The rule is symmetric: gold "yes" vs a longer pred also gets 0.
-    pytest.param(F1, "yes it is", "yes", 0.0, id="f1-gold-yes-no-partial-credit"),
-    # A yes/no answer that matches after normalization still scores 1.
-    pytest.param(F1, "No.", "no", 1.0, id="f1-no-matches-no"),
-    # The rule is F1's only: cover_em still sees "yes" inside "yes it is".
+    # --- yes/no: no special case by default (section 1b) ------------------------------------------
+    # cover_em never had one: it sees "yes" inside "yes it is".
     pytest.param(COVER, "yes it is", "yes", 1.0, id="cover-yes-not-special"),
     # --- partial F1 by hand -----------------------------------------------------------------------
     # [eiffel, tower, in, paris] vs [eiffel, tower]: P=2/4, R=2/2 -> 2*(1/2*1)/(1/2+1) = 2/3.
@@ -270,6 +265,58 @@ def test_answer_element_inside_an_unclosed_answer_is_the_last_complete_one() -> 
     response = "<answer> I guess <answer> Paris </answer>"
     assert extract_answer(response) == "Paris"
     assert score(response, "Paris", EM) == 1.0
+
+
+# --------------------------------------------------------------------------------------------------
+# 1b. F1 as ZeroSearch defines it, and HotpotQA's yes/no rule as an option
+# --------------------------------------------------------------------------------------------------
+
+# A fact of ZeroSearch's verl/utils/reward_score/qa_em.py: ``f1_score_cal`` splits both normalized strings
+# into tokens, counts the multiset overlap, returns 0 when it is empty and 2PR/(P+R) otherwise. It has no
+# yes/no/noanswer rule (HotpotQA's evaluation script has one). Expected values below are worked out by hand
+# from that definition: (prediction, gold, F1 as the original, F1 with yes_no_rule).
+YES_NO_CASES = [
+    # [yes] vs [yes, it, is]: P=1, R=1/3 -> 2*(1/3)/(4/3) = 1/2; the rule gives no partial credit.
+    pytest.param("yes", "yes it is", 1 / 2, 0.0, id="pred-yes-gold-longer"),
+    # [yes, it, is] vs [yes]: P=1/3, R=1 -> 1/2; the rule looks at the gold as well.
+    pytest.param("yes it is", "yes", 1 / 2, 0.0, id="gold-yes-pred-longer"),
+    # [no, way] vs [no]: P=1/2, R=1 -> 2/3; "no" is under the rule too.
+    pytest.param("no way", "No.", 2 / 3, 0.0, id="gold-no"),
+    # "noanswer" is HotpotQA's third special answer: [noanswer, here] vs [noanswer] -> 2/3.
+    pytest.param("noanswer here", "noanswer", 2 / 3, 0.0, id="gold-noanswer"),
+    # Equal after normalization: 1 either way.
+    pytest.param("No.", "no", 1.0, 1.0, id="no-equals-no"),
+    # No overlap: 0 either way.
+    pytest.param("yes", "no", 0.0, 0.0, id="yes-vs-no"),
+    # Neither side is yes/no/noanswer: the rule changes nothing ([yes, sir] vs [yes, madam]: P=R=1/2).
+    pytest.param("yes sir", "yes madam", 1 / 2, 1 / 2, id="no-side-is-special"),
+]
+
+
+@pytest.mark.parametrize(("prediction", "gold", "original", "with_rule"), YES_NO_CASES)
+def test_f1_is_zerosearch_f1_and_the_yes_no_rule_is_an_option(prediction: str, gold: str, original: float,
+                                                               with_rule: float) -> None:
+    assert f1(prediction, gold) == pytest.approx(original)
+    assert f1(prediction, gold, yes_no_rule=True) == pytest.approx(with_rule)
+    response = f"<answer>{prediction}</answer>"
+    assert score_all(response, gold).f1 == pytest.approx(original)
+    rule = score_all(response, gold, F1, f1_yes_no_rule=True)
+    assert rule.f1 == rule.reward == pytest.approx(with_rule)
+
+
+@pytest.mark.parametrize("rule", [False, True])
+def test_the_yes_no_rule_reaches_the_trainer_and_the_verl_hook(rule: bool) -> None:
+    from zerosearch_rl.config import TrainerConfig
+    from zerosearch_rl.integrations.verl.reward import compute_score
+    from zerosearch_rl.trainer import configured_reward
+    from zerosearch_rl.types import Trajectory
+
+    assert TrainerConfig().f1_yes_no_rule is False  # the original's F1 by default
+    expected = 0.0 if rule else 1 / 2  # the first row of YES_NO_CASES
+    traj = Trajectory("s", "g", "Is it?", ("yes it is",), policy_text="<answer> yes </answer>")
+    assert configured_reward(TrainerConfig(f1_yes_no_rule=rule))(traj).reward == pytest.approx(expected)
+    verl = compute_score("nq", traj.policy_text, {"target": ["yes it is"]}, f1_yes_no_rule=rule)
+    assert verl["score"] == verl["f1"] == pytest.approx(expected)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -466,6 +513,24 @@ _CASEABLE = (
 )
 caseable = st.one_of(st.text(alphabet=_CASEABLE + "".join(_PUNCT), max_size=30), phrases)
 punct_runs = st.text(alphabet="".join(_PUNCT) + " \t\n", max_size=5)
+
+
+def _zerosearch_normalize_answer(s: str) -> str:
+    """ZeroSearch's verl/utils/reward_score/qa_em.py ``normalize_answer``, verbatim but for the nesting
+    (Search-R1's is the same): lower(), drop string.punctuation, drop a/an/the, collapse white space."""
+    exclude = set(string.punctuation)
+    s = s.lower()
+    s = "".join(ch for ch in s if ch not in exclude)
+    s = re.sub(r"\b(a|an|the)\b", " ", s)
+    return " ".join(s.split())
+
+
+@PROPS
+@given(st.one_of(st.text(alphabet=st.characters(max_codepoint=127), max_size=30), phrases.filter(str.isascii)))
+def test_normalize_is_the_originals_on_ascii(text: str) -> None:
+    # Ours differs only beyond ASCII (NFKC, casefold, Unicode punctuation): on ASCII NFKC and casefold change
+    # nothing that lower() does not, and every ASCII P* character is in string.punctuation.
+    assert normalize_answer(text) == _zerosearch_normalize_answer(text)
 
 
 @PROPS

@@ -14,12 +14,14 @@ from fastapi.testclient import TestClient
 
 from zerosearch_rl.config import ServeConfig
 from zerosearch_rl.curriculum import is_noisy
-from zerosearch_rl.server import DEFAULT_TOPK, create_app, serve_in_thread
+from zerosearch_rl.llm.base import Completion
+from zerosearch_rl.search.simulated import SimulatedBackend
+from zerosearch_rl.server import create_app, serve_in_thread
 from zerosearch_rl.types import Document, SearchRequest
 
 
 class ScriptedBackend:
-    """Three documents per query, whose text shows the request's kind, question and answers.
+    """``n`` documents per query (three unless told), whose text shows the request's kind, question and answers.
 
     A query containing ``FAIL`` makes the whole call raise; ``WRONG`` gets a non-document back, ``NAN``
     documents scored NaN.
@@ -27,8 +29,8 @@ class ScriptedBackend:
 
     name = "scripted"
 
-    def __init__(self, delay_s: float = 0.0) -> None:
-        self.delay_s = delay_s
+    def __init__(self, delay_s: float = 0.0, n: int = 3) -> None:
+        self.delay_s, self.n = delay_s, n
         self.calls: list[list[SearchRequest]] = []
         self._lock = threading.Lock()
 
@@ -39,7 +41,7 @@ class ScriptedBackend:
         bad = [r.query for r in requests if "FAIL" in r.query]
         if bad:
             raise RuntimeError(f"scripted failure on {bad}")
-        return [["not a document"] if "WRONG" in r.query else docs_for(r) for r in requests]
+        return [["not a document"] if "WRONG" in r.query else docs_for(r, self.n) for r in requests]
 
     def metrics(self):
         with self._lock:
@@ -49,11 +51,11 @@ class ScriptedBackend:
         pass
 
 
-def docs_for(r: SearchRequest) -> list[Document]:
+def docs_for(r: SearchRequest, n: int = 3) -> list[Document]:
     kind = "noisy" if r.noisy else "useful"
     return [Document(id=f"{r.query}#{i}", title=f"{r.query} {i}",
                      text=f"{kind} doc {i}; question={r.question}; answers={'|'.join(r.answers)}",
-                     score=float("nan") if "NAN" in r.query else round(1.0 - i / 10, 3)) for i in range(3)]
+                     score=float("nan") if "NAN" in r.query else round(1.0 - i / 10, 3)) for i in range(n)]
 
 
 def expected(query: str, n: int = 3, scores: bool = True, kind: str = "useful", question: str = "",
@@ -84,8 +86,7 @@ def test_retrieve_without_scores_returns_bare_documents_and_defaults_apply():
     client, _ = make_client()
     r = client.post("/retrieve", json={"queries": ["a"], "topk": 3, "return_scores": False})
     assert r.json() == {"result": [expected("a", scores=False)]}
-    # As in Search-R1's server: topk and return_scores may be left out.
-    assert DEFAULT_TOPK >= 3
+    # As in Search-R1's server: topk and return_scores may be left out (test_topk_defaults_to_search_r1s_3).
     assert client.post("/retrieve", json={"queries": ["a"]}).json() == {"result": [expected("a", scores=False)]}
     nulls = {"queries": ["a"], "topk": None, "return_scores": None}
     assert client.post("/retrieve", json=nulls).json() == {"result": [expected("a", scores=False)]}
@@ -134,6 +135,28 @@ def test_noise_kinds_are_drawn_reproducibly_from_the_curriculum():
     assert backend.calls[0][0].noisy
 
 
+# A fact of Search-R1's search_r1/search/retrieval_server.py: `parser.add_argument("--topk", type=int,
+# default=3)` becomes `config.retrieval_topk`, and `/retrieve` does `if not request.topk: request.topk =
+# config.retrieval_topk`. So a Search-R1 user who leaves topk out gets 3 documents per query.
+SEARCH_R1_DEFAULT_TOPK = 3
+
+
+@pytest.mark.parametrize(("body", "cfg", "n"), [
+    ({"queries": ["a"]}, {}, SEARCH_R1_DEFAULT_TOPK),
+    ({"queries": ["a"], "topk": None}, {}, SEARCH_R1_DEFAULT_TOPK),
+    ({"query": "a"}, {}, SEARCH_R1_DEFAULT_TOPK),  # ZeroSearch's wiki form: top_k left out
+    ({"queries": ["a"]}, {"default_topk": 4}, 4),
+    ({"query": "a", "top_k": None}, {"default_topk": 1}, 1),
+    ({"queries": ["a"], "topk": 5}, {}, 5),
+    ({"query": "a", "top_k": 2}, {}, 2),
+    ({"queries": ["a"], "topk": 9}, {}, 5),  # never more than the backend wrote
+])
+def test_topk_defaults_to_search_r1s_3(body, cfg, n):
+    client, _ = make_client(ScriptedBackend(n=5), **cfg)
+    reply = client.post("/retrieve", json=body).json()
+    assert len(reply if "query" in body else reply["result"][0]) == n
+
+
 @pytest.mark.parametrize(("body", "status", "fragment"), [
     ({"topk": 3}, 422, "missing field 'queries'"),
     ({"queries": "one query"}, 422, "'queries' must be a list"),
@@ -156,6 +179,11 @@ def test_noise_kinds_are_drawn_reproducibly_from_the_curriculum():
     ({"queries": ["a"], "golden_answer": [["x"]]}, 422, "unknown field(s) 'golden_answer'"),
     (["a", "b"], 422, "must be a JSON object"),
     ({"queries": ["q"] * 9}, 413, "at most 8"),
+    # ZeroSearch's wiki form, {"query", "top_k"}
+    ({"query": 3}, 422, "'query' must be a string, got int"),
+    ({"query": "a", "top_k": 0}, 422, "'top_k' must be an integer >= 1, got 0"),
+    ({"query": "a", "topk": 2}, 422, "unknown field(s) 'topk' in ZeroSearch's wiki form; valid: query, top_k"),
+    ({"query": "a", "queries": ["b"]}, 422, "unknown field(s) 'query'"),
 ])
 def test_bad_requests_get_a_4xx_naming_the_field(body, status, fragment):
     client, backend = make_client(max_queries=8)
@@ -266,6 +294,63 @@ def test_a_search_r1_client_over_http(live, return_scores):
     docs = [[item["document"] if return_scores else item for item in per_query] for per_query in result]
     titles = [d["contents"].split("\n")[0].strip('"') for d in docs[0]]
     assert titles == ["capital of peru 0", "capital of peru 1"]
+
+
+def test_zerosearch_s_wiki_client_over_http(live):
+    url, _ = live
+    # Alibaba-NLP/ZeroSearch llm_agent/generation.py, `retrieve_from_wiki`, verbatim but for the host and
+    # httpx for requests: one query in, a list of {"text"} out, rendered as "Doc i: text" lines.
+    payload = {"query": "capital of peru", "top_k": 2}
+    response = httpx.post(f"{url}/retrieve", json=payload, timeout=10)
+    doc_texts = "\n".join([f"Doc {i + 1}: {doc['text']}" for i, doc in enumerate(response.json())])
+    assert response.status_code == 200
+    assert doc_texts == ("Doc 1: (Title: capital of peru 0) useful doc 0; question=; answers=\n"
+                         "Doc 2: (Title: capital of peru 1) useful doc 1; question=; answers=")
+    assert response.json()[0] == {"id": "capital of peru#0", "text": "(Title: capital of peru 0) useful doc 0; "
+                                                                      "question=; answers="}
+
+
+def test_a_failed_wiki_query_gets_the_failure_document():
+    client, _ = make_client()
+    r = client.post("/retrieve", json={"query": "FAIL", "top_k": 2})
+    assert r.status_code == 200
+    assert r.json() == [{"id": "search-failed", "text": "(Title: Search failed) The search engine could not answer "
+                                                        "this query (RuntimeError: scripted failure on ['FAIL'])."}]
+    assert client.get("/stats").json()["failed_queries"] == 1
+
+
+class TitledPages:
+    """A simulator LLM whose page has a titled and an untitled document (``records.page_text``'s form)."""
+
+    def generate(self, messages, sampling):
+        return [Completion("Doc 1: (Title: Lima) Lima is the capital of Peru.\nDoc 2: Peru is in South America.")
+                for _ in messages]
+
+    def close(self):
+        pass
+
+
+def passages2string(retrieval_result) -> str:
+    """Search-R1's search_r1/llm_agent/generation.py `_passages2string`, verbatim (ZeroSearch ships the same)."""
+    format_reference = ''
+    for idx, doc_item in enumerate(retrieval_result):
+        content = doc_item['document']['contents']
+        title = content.split("\n")[0]
+        text = "\n".join(content.split("\n")[1:])
+        format_reference += f"Doc {idx+1}(Title: {title}) {text}\n"
+    return format_reference
+
+
+def test_simulated_documents_reach_a_search_r1_client_with_their_titles():
+    with serve_in_thread(create_app(SimulatedBackend(TitledPages()), ServeConfig())) as url:
+        payload = {"queries": ["capital of peru"], "topk": 2, "return_scores": True}
+        (docs,) = httpx.post(f"{url}/retrieve", json=payload, timeout=10).json()["result"]
+        wiki = httpx.post(f"{url}/retrieve", json={"query": "capital of peru", "top_k": 2}, timeout=10).json()
+    # The FlashRAG/wiki-18 contents form, as a real document's: "Title" on the first line, then the text.
+    assert [d["document"]["contents"] for d in docs] == ['"Lima"\nLima is the capital of Peru.',
+                                                         "Peru is in South America."]
+    assert passages2string(docs[:1]) == 'Doc 1(Title: "Lima") Lima is the capital of Peru.\n'
+    assert [d["text"] for d in wiki] == ["(Title: Lima) Lima is the capital of Peru.", "Peru is in South America."]
 
 
 def test_a_slow_backend_does_not_block_the_event_loop():

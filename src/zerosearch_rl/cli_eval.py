@@ -90,7 +90,8 @@ def register(commands: Any) -> None:
     sub = ev.add_subparsers(dest="eval_command", metavar="ACTION")
     cmp = sub.add_parser("compare", help="runs side by side: rows = run/method, columns = sources + average")
     cmp.add_argument("runs", nargs="+", help="run folders written by `zerosearch eval`")
-    cmp.add_argument("--metric", default="exact_match", help="metric of the cells (default exact_match)")
+    cmp.add_argument("--metric", default="exact_match",
+                     help="metric of the cells (default exact_match, strict; ZeroSearch's EM is cover_em)")
     cmp.add_argument("--out", help="also write OUT.md and OUT.png")
     cmp.set_defaults(run=_compare)
 

@@ -172,8 +172,13 @@ class SearchConfig(_Section):
 @dataclass(frozen=True)
 class ServeConfig(_Section):
     section: ClassVar[str] = "serve"
-    host: str = _f("127.0.0.1", "Address `zerosearch serve` binds (0.0.0.0 exposes it to the network).")
-    port: int = _f(8000, "Port of `zerosearch serve`.", ge=0, le=65535)
+    host: str = _f("127.0.0.1", "Address `zerosearch serve` binds (0.0.0.0 exposes it to the network, as Search-R1's "
+                                "retrieval_server.py always does).")
+    port: int = _f(8000, "Port of `zerosearch serve` (Search-R1's server: 8000; ZeroSearch's wiki client posts to "
+                         "6002).", ge=0, le=65535)
+    default_topk: int = _f(3, "Documents per query for a /retrieve request that does not say (topk, or top_k in "
+                              "ZeroSearch's wiki form): 3, as Search-R1's retrieval_server.py --topk. A request "
+                              "never gets more than the backend writes (search.topk), whatever it asks.", ge=1)
     max_queries: int = _f(512, "Largest query list accepted in one /retrieve request.", ge=1)
     noise_probability: float = _f(0.0, "Noise probability for requests that do not say (simulated backends).",
                                   ge=0.0, le=1.0)
@@ -270,6 +275,9 @@ class TrainerConfig(_Section):
     min_lr_ratio: float = _f(0.0, "Floor of a decaying lr_schedule, as a fraction of lr.", ge=0.0, le=1.0)
     max_grad_norm: float = _f(1.0, "Gradient clipping norm.", gt=0.0)
     reward_metric: Literal["f1", "exact_match", "cover_em"] = _f("f1", "Reward (ZeroSearch: f1).")
+    f1_yes_no_rule: bool = _f(False, "F1 with HotpotQA's rule: a yes/no/noanswer prediction or gold earns no partial "
+                                     "credit (exact or 0). Off = ZeroSearch's F1 (qa_em.f1_score_cal has no such "
+                                     "rule). Applies to the training reward and its logged f1.")
     output_dir: str = _f("runs/default", "Run folder: metrics, checkpoints, resolved config, plots.")
     save_every: int = _f(50, "Checkpoint every N steps (0 = only at the end).", ge=0)
     eval_every: int = _f(0, "Evaluate on data.eval_files every N steps (0 = never during training).", ge=0)

@@ -4,9 +4,10 @@ Every function here scores a *response* (what follows the prompt): nothing takes
 prompt's example answer can never be rewarded. Metrics take the max over several gold answers.
 
 Two substring-free metrics and one substring metric, always reported under their own names:
-``exact_match`` (normalized strings equal), ``cover_em`` (normalized gold is a substring of the
-normalized prediction, as in Search-R1's "subEM"), and ``f1`` (SQuAD token overlap, the ZeroSearch
-reward). Light module: no torch.
+``exact_match`` (normalized strings equal: Search-R1's ``em_check``), ``cover_em`` (normalized gold is a
+substring of the normalized prediction: Search-R1's ``subem_check``, and what ZeroSearch's own
+``qa_em.em_check`` computes, the "EM" of its validation and ``em`` reward option), and ``f1`` (SQuAD token
+overlap, ZeroSearch's ``f1_score_cal`` and its reward). Light module: no torch.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from zerosearch_rl.protocol import ANSWER, INFORMATION, OWN_TAG, TAGS
 from zerosearch_rl.types import Trajectory
@@ -30,7 +32,7 @@ _INFO_BLOCK = re.compile(rf"<{INFORMATION}>.*?(</{INFORMATION}>|$)", re.DOTALL)
 # the complete element is the inner one, as ``protocol.parse_action`` reads it.
 _ANSWER_RE = re.compile(rf"<{ANSWER}>((?:(?!{OWN_TAG}).)*?)</{ANSWER}>", re.DOTALL)
 _TAG_RE = re.compile(r"<(/?)(" + "|".join(TAGS) + r")>")
-# HotpotQA convention (kept by ZeroSearch's F1): a yes/no answer earns no partial credit.
+# HotpotQA's F1 rule, off by default: ZeroSearch's F1 (``qa_em.f1_score_cal``) has no such rule.
 _NO_PARTIAL_CREDIT = frozenset({"yes", "no", "noanswer"})
 
 
@@ -66,18 +68,21 @@ def _best(prediction: str, golds: Golds, metric: Callable[[str, str], float]) ->
 
 
 def exact_match(prediction: str, golds: Golds) -> float:
-    """1.0 when the normalized prediction equals a normalized gold answer."""
+    """1.0 when the normalized prediction equals a normalized gold answer (Search-R1's ``em_check``;
+    ZeroSearch's "EM" is ``cover_em``)."""
     return _best(prediction, golds, lambda p, g: float(p == g))
 
 
 def cover_em(prediction: str, golds: Golds) -> float:
-    """1.0 when a normalized gold answer is a (character) substring of the normalized prediction."""
+    """1.0 when a normalized gold answer is a (character) substring of the normalized prediction.
+
+    This is the "EM" of ZeroSearch: its ``qa_em.em_check`` tests ``normalize_answer(gold) in
+    normalize_answer(pred)``, and that is the EM of its validation metrics and of its ``em`` reward option.
+    """
     return _best(prediction, golds, lambda p, g: float(g in p))
 
 
 def _token_f1(pred: str, gold: str) -> float:
-    if (pred in _NO_PARTIAL_CREDIT or gold in _NO_PARTIAL_CREDIT) and pred != gold:
-        return 0.0
     pred_tokens, gold_tokens = pred.split(), gold.split()
     same = sum((Counter(pred_tokens) & Counter(gold_tokens)).values())
     if same == 0:
@@ -86,9 +91,19 @@ def _token_f1(pred: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def f1(prediction: str, golds: Golds) -> float:
-    """SQuAD token-overlap F1 against the best gold answer."""
-    return _best(prediction, golds, _token_f1)
+def _token_f1_yes_no(pred: str, gold: str) -> float:
+    if (pred in _NO_PARTIAL_CREDIT or gold in _NO_PARTIAL_CREDIT) and pred != gold:
+        return 0.0
+    return _token_f1(pred, gold)
+
+
+def f1(prediction: str, golds: Golds, yes_no_rule: bool = False) -> float:
+    """SQuAD token-overlap F1 against the best gold answer, as ZeroSearch's ``f1_score_cal``.
+
+    ``yes_no_rule`` adds HotpotQA's rule: when the prediction or the gold normalizes to yes, no or
+    noanswer, only an exact match scores (1.0), anything else 0.0, with no partial credit.
+    """
+    return _best(prediction, golds, _token_f1_yes_no if yes_no_rule else _token_f1)
 
 
 METRICS: dict[str, Callable[[str, Golds], float]] = {
@@ -184,17 +199,19 @@ def score(response: str, golds: Golds, metric: str = "f1") -> float:
     return 0.0 if answer is None else METRICS[metric](answer, golds)
 
 
-def score_trajectory(traj: Trajectory, metric: str = "f1") -> RewardScores:
+def score_trajectory(traj: Trajectory, metric: str = "f1", f1_yes_no_rule: bool = False) -> RewardScores:
     """All metrics of an episode, read from the policy's own text (``Trajectory.policy_text``)."""
-    return score_all(traj.policy_text, traj.answers, metric)
+    return score_all(traj.policy_text, traj.answers, metric, f1_yes_no_rule)
 
 
-def score_all(response: str, golds: Golds, metric: str = "f1") -> RewardScores:
-    """All metrics of a response at once, plus the training reward by ``metric``."""
+def score_all(response: str, golds: Golds, metric: str = "f1", f1_yes_no_rule: bool = False) -> RewardScores:
+    """All metrics of a response at once, plus the training reward by ``metric``; ``f1_yes_no_rule``
+    as ``f1``'s ``yes_no_rule``."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(METRICS)}")
     answer = extract_answer(response)
-    values = {name: (0.0 if answer is None else fn(answer, golds)) for name, fn in METRICS.items()}
+    fns = {**METRICS, "f1": partial(f1, yes_no_rule=f1_yes_no_rule)}
+    values = {name: (0.0 if answer is None else fn(answer, golds)) for name, fn in fns.items()}
     return RewardScores(
         reward=values[metric],
         exact_match=values["exact_match"],

@@ -3,10 +3,23 @@
 ``POST /retrieve`` takes ``{"queries": [str], "topk": int, "return_scores": bool}`` and answers
 ``{"result": [[{"document": {"id", "contents"}, "score": float}, ...], ...]}`` (with scores) or
 ``{"result": [[{"id", "contents"}, ...], ...]}`` (without), one list per query, at most ``topk`` long,
-so Search-R1, veRL's search tool and ``search.remote.RemoteBackend`` can all use it. As in Search-R1's
-own server, ``topk`` (absent or null) defaults to ``DEFAULT_TOPK`` and ``return_scores`` to false.
-The backend decides how many documents it has: ``topk`` only truncates. A document without a score
-is sent with score 0.0.
+so Search-R1, veRL's search tool and ``search.remote.RemoteBackend`` can all use it. ``contents`` is
+``Document.contents``: ``"Title"`` on the first line, then the text, as FlashRAG's wiki-18 rows, so
+Search-R1's client (``_passages2string``) shows a simulated document as ``Doc i(Title: "T") text``
+exactly as a real one (a document without a title is its text alone). As in Search-R1's own server,
+``topk`` (absent or null) defaults to ``serve.default_topk`` (3, Search-R1's ``--topk`` default) and
+``return_scores`` to false; unlike it, ``topk: 0`` is refused, not read as absent. The backend decides
+how many documents it has (``search.topk``): ``topk`` only truncates. A document without a score is
+sent with score 0.0.
+
+ZeroSearch's own wiki client (``retrieve_from_wiki`` in its ``llm_agent/generation.py``) posts one
+query as ``{"query": str, "top_k": int}`` and reads the reply as a list of ``{"text": str}``: a body
+with ``query`` and no ``queries`` gets that form, ``[{"id", "text"}, ...]``, where ``text`` is
+``(Title: T) text`` (``simulator_sft.records.page_entry``), so the client's ``Doc i: {text}`` lines are
+the simulator's own page lines. ``top_k`` defaults as ``topk``; only these two fields are accepted, the
+noise kind is drawn as for a Search-R1 request that says nothing, and a failed query is answered with
+the failure document alone (the list has no room for ``errors``). Serve it on ``serve.port=6002``, the
+port that client posts to.
 
 ZeroSearch extras (optional; every list is aligned with ``queries``): ``questions`` and
 ``golden_answers`` reach the simulator as ``SearchRequest.question``/``answers``; ``noisy`` sets each
@@ -48,7 +61,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import uvicorn
@@ -59,14 +72,15 @@ from starlette.concurrency import run_in_threadpool
 from zerosearch_rl.config import ServeConfig
 from zerosearch_rl.curriculum import is_noisy
 from zerosearch_rl.search.base import SearchBackend, failure_document
+from zerosearch_rl.simulator_sft.records import page_entry
 from zerosearch_rl.types import Document, SearchRequest
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TOPK = 5
 LATENCY_WINDOW = 1024
 FIELDS = ("queries", "topk", "return_scores", "questions", "golden_answers", "noisy", "noise_probability",
           "step", "sample_ids", "turns")
+WIKI_FIELDS = ("query", "top_k")
 
 
 class RequestError(ValueError):
@@ -84,6 +98,7 @@ class Retrieval:
     requests: list[SearchRequest]
     topk: int
     return_scores: bool
+    wiki: bool = False  # ZeroSearch's wiki form: one query in, a bare list of {"id", "text"} out
 
 
 def _kind(value: Any) -> str:
@@ -114,9 +129,30 @@ def _aligned(body: dict[str, Any], name: str, n: int, ok: Callable[[Any], bool],
     return value
 
 
+def _topk(body: dict[str, Any], name: str, cfg: ServeConfig) -> int:
+    topk = cfg.default_topk if body.get(name) is None else body[name]
+    if not _is_int(topk) or topk < 1:
+        raise RequestError(f"'{name}' must be an integer >= 1, got {_show(topk)}")
+    return int(topk)
+
+
+def _parse_wiki(body: dict[str, Any], cfg: ServeConfig, first_query: int) -> Retrieval:
+    """ZeroSearch's wiki form ``{"query", "top_k"}``, as the one-query Search-R1 request it stands for."""
+    unknown = sorted(set(body) - set(WIKI_FIELDS))
+    if unknown:
+        raise RequestError(f"unknown field(s) {', '.join(map(repr, unknown))} in ZeroSearch's wiki form; valid: "
+                           f"{', '.join(WIKI_FIELDS)} (or send 'queries': {', '.join(FIELDS)})")
+    if not isinstance(body["query"], str):
+        raise RequestError(f"'query' must be a string, got {_kind(body['query'])}")
+    job = parse_retrieve({"queries": [body["query"]], "topk": _topk(body, "top_k", cfg)}, cfg, first_query)
+    return replace(job, wiki=True)
+
+
 def parse_retrieve(body: Any, cfg: ServeConfig, first_query: int = 0) -> Retrieval:
     """Validate a decoded ``/retrieve`` body and build one ``SearchRequest`` per query (see module doc);
     ``first_query`` is the number of queries received before this request (the default sample ids)."""
+    if isinstance(body, dict) and "query" in body and "queries" not in body:
+        return _parse_wiki(body, cfg, first_query)
     if not isinstance(body, dict):
         raise RequestError(f"the body must be a JSON object with 'queries', 'topk', 'return_scores'; got {_kind(body)}")
     unknown = sorted(set(body) - set(FIELDS))
@@ -134,9 +170,7 @@ def parse_retrieve(body: Any, cfg: ServeConfig, first_query: int = 0) -> Retriev
     for i, q in enumerate(queries):
         if not isinstance(q, str):
             raise RequestError(f"queries[{i}] must be a string, got {_kind(q)}")
-    topk = DEFAULT_TOPK if body.get("topk") is None else body["topk"]
-    if not _is_int(topk) or topk < 1:
-        raise RequestError(f"'topk' must be an integer >= 1, got {_show(topk)}")
+    topk = _topk(body, "topk", cfg)
     return_scores = False if body.get("return_scores") is None else body["return_scores"]
     if not isinstance(return_scores, bool):
         raise RequestError(f"'return_scores' must be true or false, got {_show(return_scores)}")
@@ -171,9 +205,11 @@ def parse_retrieve(body: Any, cfg: ServeConfig, first_query: int = 0) -> Retriev
     return Retrieval(requests, topk, return_scores)
 
 
-def _render(doc: Document, return_scores: bool) -> dict[str, Any]:
+def _render(doc: Document, job: Retrieval) -> dict[str, Any]:
+    if job.wiki:
+        return {"id": str(doc.id), "text": page_entry(doc)}
     item = {"id": str(doc.id), "contents": doc.contents}
-    if not return_scores:
+    if not job.return_scores:
         return item
     score = 0.0 if doc.score is None else float(doc.score)
     if not math.isfinite(score):  # JSON has no NaN: fail this query here, not the whole reply later
@@ -181,7 +217,7 @@ def _render(doc: Document, return_scores: bool) -> dict[str, Any]:
     return {"document": item, "score": score}
 
 
-def _render_batch(out: Any, n: int, topk: int, return_scores: bool) -> list[list[dict[str, Any]]]:
+def _render_batch(out: Any, n: int, job: Retrieval) -> list[list[dict[str, Any]]]:
     """Check that the backend kept its contract (one ``Document`` list per request) and render it."""
     if not isinstance(out, list) or len(out) != n:
         raise TypeError(f"backend returned {len(out) if isinstance(out, list) else _kind(out)} results "
@@ -190,7 +226,7 @@ def _render_batch(out: Any, n: int, topk: int, return_scores: bool) -> list[list
     for docs in out:
         if not isinstance(docs, list) or not all(isinstance(d, Document) for d in docs):
             raise TypeError(f"backend returned {_kind(docs)} where a list of Document was expected")
-        rendered.append([_render(d, return_scores) for d in docs[:topk]])
+        rendered.append([_render(d, job) for d in docs[:job.topk]])
     return rendered
 
 
@@ -205,22 +241,22 @@ def answer(backend: SearchBackend, job: Retrieval) -> tuple[list[list[dict[str, 
     """
     n = len(job.requests)
     try:
-        return _render_batch(backend.search(job.requests), n, job.topk, job.return_scores), [None] * n, False
+        return _render_batch(backend.search(job.requests), n, job), [None] * n, False
     except Exception as exc:
         batch_error = _reason(exc)
     log.warning("search batch of %d queries failed: %s", n, batch_error)
     if n == 1:
-        return [[_render(failure_document(batch_error), job.return_scores)]], [batch_error], False
+        return [[_render(failure_document(batch_error), job)]], [batch_error], False
     results: list[list[dict[str, Any]]] = []
     errors: list[str | None] = []
     for request in job.requests:
         try:
-            results.append(_render_batch(backend.search([request]), 1, job.topk, job.return_scores)[0])
+            results.append(_render_batch(backend.search([request]), 1, job)[0])
             errors.append(None)
         except Exception as exc:
             reason = _reason(exc)
             log.warning("search failed for query %r: %s", request.query[:100], reason)
-            results.append([_render(failure_document(reason), job.return_scores)])
+            results.append([_render(failure_document(reason), job)])
             errors.append(reason)
     return results, errors, True
 
@@ -338,6 +374,8 @@ def create_app(backend: SearchBackend, cfg: ServeConfig) -> FastAPI:
         stats.fallbacks += fell_back
         failed = sum(e is not None for e in errors)
         stats.failed_queries += failed
+        if job.wiki:
+            return JSONResponse(results[0])
         return JSONResponse({"result": results, "errors": errors} if failed else {"result": results})
 
     @app.get("/health")

@@ -22,7 +22,7 @@ from torch import Tensor
 from zerosearch_rl import algorithms as algo
 from zerosearch_rl import distributed as par
 from zerosearch_rl.checkpoint import list_checkpoints, load_policy_weights, load_state, save_checkpoint
-from zerosearch_rl.config import Config, ConfigError, check_data_parallel, config_to_dict, save_config
+from zerosearch_rl.config import Config, ConfigError, TrainerConfig, check_data_parallel, config_to_dict, save_config
 from zerosearch_rl.curriculum import unit_draw
 from zerosearch_rl.data import PromptSampler, load_examples
 from zerosearch_rl.generation import HFGenerator, TokenGenerator
@@ -54,6 +54,11 @@ def step_means(per_trajectory: dict[str, list[float]]) -> dict[str, float]:
 RewardFn = Callable[[Trajectory], RewardScores]
 
 
+def configured_reward(t: TrainerConfig) -> RewardFn:
+    """The reward ``trainer`` configures: ``reward_metric`` (F1 per ``f1_yes_no_rule``) on the policy's own text."""
+    return lambda tr: score_trajectory(tr, t.reward_metric, t.f1_yes_no_rule)
+
+
 class Trainer:
     """One training run of ``cfg``; ``resume=True`` continues from the run folder's latest checkpoint.
 
@@ -63,7 +68,7 @@ class Trainer:
 
     def __init__(self, cfg: Config, resume: bool = False, reward_fn: RewardFn | None = None) -> None:
         self.cfg, t = cfg, cfg.trainer
-        self.reward_fn = reward_fn or (lambda tr: score_trajectory(tr, t.reward_metric))
+        self.reward_fn = reward_fn or configured_reward(t)
         self.rank, self.world, self.strategy = par.init_distributed(t.strategy)
         check_data_parallel(cfg, self.world)
         if self.strategy == "fsdp" and cfg.model.lora_rank:

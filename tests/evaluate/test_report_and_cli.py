@@ -28,7 +28,7 @@ def test_compare_has_the_paper_table_shape(tmp_path):
     _run(tmp_path, "wrong", lambda ctx: "<answer> no idea </answer>", ["direct"])
     table = compare([tmp_path / "base", tmp_path / "wrong"], "exact_match", tmp_path / "cmp")
     lines = table.splitlines()
-    assert lines[0] == "| exact_match (%) | hotpotqa | nq | average |"
+    assert lines[0] == "| exact_match (%; Search-R1 EM) | hotpotqa | nq | average |"
     # rows = run: method; average = mean over sources (nq 1/3, hotpotqa 0 -> 16.7), not over questions (20.0)
     assert lines[2] == "| base: direct | 0.0 | 33.3 | 16.7 |"
     assert lines[3] == "| base: cot | 0.0 | 33.3 | 16.7 |"
@@ -53,6 +53,11 @@ def test_summary_holds_config_versions_and_labelled_metrics(tmp_path):
     assert summary["results"]["direct"]["nq"]["cover_em"] == pytest.approx(2 / 3)
     table = (report.out_dir / "table.md").read_text()
     assert "| f1 (%) | hotpotqa | nq | average |" in table
+    # ZeroSearch's qa_em.em_check (its validation EM and `em` reward) is a substring test: our cover_em.
+    assert "| cover_em (%; ZeroSearch EM) | hotpotqa | nq | average |" in table
+    assert "| exact_match (%; Search-R1 EM) | hotpotqa | nq | average |" in table
+    assert "- `cover_em`: a normalized gold answer is a substring of the normalized answer: what ZeroSearch's " \
+           "code calls EM (`qa_em.em_check`" in table
     assert "| searches (per question) |" in table
     assert (report.out_dir / "chart.png").stat().st_size > 1000
 

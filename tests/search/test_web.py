@@ -10,7 +10,7 @@ import pytest
 
 from zerosearch_rl.net import RetryPolicy
 from zerosearch_rl.search.base import SearchError
-from zerosearch_rl.search.web import KEY_ENV, SerpAPIBackend, parse_serpapi
+from zerosearch_rl.search.web import KEY_ENVS, SerpAPIBackend, parse_serpapi
 from zerosearch_rl.types import SearchRequest
 
 SECRET = "sk-secret-123"
@@ -59,14 +59,33 @@ def test_serpapi_batch_parses_results_in_order(serp):
     assert all(p["api_key"] == SECRET and p["engine"] == "google" for p in FakeSerpAPI.seen)
 
 
-def test_missing_key_is_a_clear_error(monkeypatch):
-    monkeypatch.delenv(KEY_ENV, raising=False)
-    with pytest.raises(SearchError, match=f"needs an API key in the environment variable {KEY_ENV}"):
+def test_missing_key_is_a_clear_error_naming_both_variables(monkeypatch):
+    for name in KEY_ENVS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SER_API_KEY", "")  # set but empty is not a key
+    with pytest.raises(SearchError, match=r"needs an API key in the environment variable SERPAPI_API_KEY or "
+                                          r"SER_API_KEY$"):
         SerpAPIBackend()
 
 
+# SER_API_KEY is the variable ZeroSearch's llm_agent/generation.py (`retrieve_from_google`) and its README read.
+@pytest.mark.parametrize(("env", "key"), [
+    ({"SERPAPI_API_KEY": SECRET}, SECRET),
+    ({"SER_API_KEY": SECRET}, SECRET),
+    ({"SERPAPI_API_KEY": SECRET, "SER_API_KEY": "other"}, SECRET),  # SerpAPI's own name wins
+    ({"SERPAPI_API_KEY": "", "SER_API_KEY": SECRET}, SECRET),
+])
+def test_key_from_either_variable(serp, monkeypatch, env, key):
+    for name in KEY_ENVS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    SerpAPIBackend(url=serp).search([SearchRequest("q")])
+    assert FakeSerpAPI.seen[0]["api_key"] == key
+
+
 def test_key_from_environment_and_never_in_errors(serp, monkeypatch):
-    monkeypatch.setenv(KEY_ENV, SECRET)
+    monkeypatch.setenv(KEY_ENVS[0], SECRET)
     FakeSerpAPI.status = 503
     backend = SerpAPIBackend(url=serp, retry=RetryPolicy(max_retries=1, backoff_s=0.01))
     with pytest.raises(SearchError) as info:

@@ -7,7 +7,8 @@ evaluation continues where it stopped and no item is written twice. Changing a s
 results (model, engine, prompts, sampling) is refused instead of mixing two runs in one file.
 
 Scores per item (``ITEM_METRICS``), all on the response only: strict ``exact_match`` and ``cover_em``
-(gold is a substring of the answer) of ``reward``, SQuAD ``f1``, ``format_valid`` (``check_format``),
+(gold is a substring of the answer: ZeroSearch's "EM") of ``reward``, SQuAD ``f1`` (ZeroSearch's F1, never
+with ``trainer.f1_yes_no_rule``), ``format_valid`` (``check_format``),
 ``answered``, ``searches``, ``answer_words`` and ``generated_tokens`` (tokens the model sampled).
 ``response_cover_em`` is cover-EM of the model's whole text (documents removed), whether or not it used
 the answer tags: small models often answer in prose, and this shows whether they knew the answer.

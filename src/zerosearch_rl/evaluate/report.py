@@ -7,6 +7,10 @@ tables: one row per run and method, one column per data source, then the average
 
 Every number is labelled with its metric. Rates (exact match, cover-EM, F1, format validity,
 answered) are shown in percent; counts (searches, answer words, generated tokens) are per question.
+The EM of each original is named beside ours (``ORIGINAL_NAMES``): what ZeroSearch's code calls EM
+(``qa_em.em_check``: normalized gold is a substring of the normalized answer), the EM of its validation
+and of its ``em`` reward option, is our ``cover_em``; Search-R1's ``em_check`` (normalized strings equal) is
+our ``exact_match``.
 """
 
 from __future__ import annotations
@@ -34,6 +38,15 @@ AVERAGE = "average"
 RATES = ("exact_match", "cover_em", "f1", "response_cover_em", "answer_in_documents", "format_valid",
          "answered")
 TABLE_METRICS = ("exact_match", "cover_em", "f1")
+#: What the originals call our metrics (their ``verl/utils/reward_score/qa_em.py``), shown in table headers.
+ORIGINAL_NAMES = {"exact_match": "Search-R1 EM", "cover_em": "ZeroSearch EM"}
+#: The legend of table.md: each table metric's definition, with the originals' function names.
+LEGEND = (
+    "- `exact_match`: the normalized answer equals a normalized gold answer (Search-R1's `em_check`).\n"
+    "- `cover_em`: a normalized gold answer is a substring of the normalized answer: what ZeroSearch's code "
+    "calls EM (`qa_em.em_check`, its validation EM and `em` reward; Search-R1's `subem_check`).\n"
+    "- `f1`: SQuAD token F1 against the best gold answer (ZeroSearch's `f1_score_cal`)."
+)
 #: Every per-item score, in the order tables show them.
 ITEM_METRICS = ("exact_match", "cover_em", "f1", "response_cover_em", "answer_in_documents", "format_valid",
                 "answered", "searches", "answer_words", "generated_tokens")
@@ -122,7 +135,8 @@ def _cell(metric: str, value: float | None) -> str:
 
 
 def _unit(metric: str) -> str:
-    return f"{metric} (%)" if metric in RATES else f"{metric} (per question)"
+    unit = "%" if metric in RATES else "per question"
+    return f"{metric} ({unit}; {ORIGINAL_NAMES[metric]})" if metric in ORIGINAL_NAMES else f"{metric} ({unit})"
 
 
 def with_average(by_source: dict[str, dict[str, float]], metric: str) -> dict[str, float]:
@@ -193,7 +207,7 @@ def write_outputs(out: Path, label: str, results: dict[str, dict[str, dict[str, 
     write_json(out / SUMMARY_FILE, {"name": label, "results": results, "config": config, "versions": versions(),
                                     "questions": {"total": len(examples), "per_source": sources},
                                     "seconds_this_session": round(seconds, 2)})
-    parts = [f"# Evaluation: {label}", ""]
+    parts = [f"# Evaluation: {label}", "", LEGEND, ""]
     for metric in TABLE_METRICS:
         parts += [markdown_table(run_rows("", results, metric), metric), ""]
     parts += ["## Every metric, per method", ""]

@@ -1,7 +1,8 @@
 """Real Google results through SerpAPI over plain HTTP (for data collection and evaluation).
 
-The key comes from the ``SERPAPI_API_KEY`` environment variable and is never logged: SerpAPI takes
-it as a query parameter, so error messages name the endpoint without its query string.
+The key comes from the environment, ``SERPAPI_API_KEY`` (SerpAPI's own name) or else ``SER_API_KEY``
+(the name ZeroSearch's ``retrieve_from_google`` reads), and is never logged: SerpAPI takes it as a query
+parameter, so error messages name the endpoint without its query string.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from zerosearch_rl.search.base import CountingBackend, SearchError
 from zerosearch_rl.types import Document, SearchRequest
 
 SERPAPI_URL = "https://serpapi.com/search.json"
-KEY_ENV = "SERPAPI_API_KEY"
+#: Environment variables holding the key, the first one set wins.
+KEY_ENVS = ("SERPAPI_API_KEY", "SER_API_KEY")
 
 
 def parse_serpapi(payload: dict[str, Any], topk: int) -> list[Document]:
@@ -43,9 +45,10 @@ class SerpAPIBackend(CountingBackend):
     def __init__(self, topk: int = 5, timeout_s: float = 30.0, retry: RetryPolicy | None = None,
                  concurrency: int = 16, url: str = SERPAPI_URL, api_key: str | None = None) -> None:
         super().__init__()
-        key = api_key if api_key is not None else os.environ.get(KEY_ENV, "")
+        key = api_key if api_key is not None else next(filter(None, map(os.environ.get, KEY_ENVS)), "")
         if not key:
-            raise SearchError(f"search.backend=serpapi needs an API key in the environment variable {KEY_ENV}")
+            raise SearchError(f"search.backend=serpapi needs an API key in the environment variable "
+                              f"{' or '.join(KEY_ENVS)}")
         self._key, self.url, self.topk, self.timeout_s = key, url, topk, timeout_s
         self.retry, self.concurrency = retry or RetryPolicy(), concurrency
 

@@ -85,11 +85,13 @@ def page_text(documents: Sequence[Document]) -> str:
     learns to read during simulated training is what it reads at evaluation. A page without titles
     is plain ``Doc N: text`` lines.
     """
-    lines = []
-    for i, d in enumerate(documents, start=1):
-        title, text = one_line(d.title), one_line(d.text)
-        lines.append(f"Doc {i}: (Title: {title}) {text}" if title else f"Doc {i}: {text}")
-    return "\n".join(lines)
+    return "\n".join(f"Doc {i}: {page_entry(d)}" for i, d in enumerate(documents, start=1))
+
+
+def page_entry(document: Document) -> str:
+    """One document of a page, after its ``Doc N:``: ``(Title: title) text``, or the text alone."""
+    title, text = one_line(document.title), one_line(document.text)
+    return f"(Title: {title}) {text}" if title else text
 
 
 def _field(row: dict[str, Any], name: str, types: tuple[type, ...], where: str, optional: bool = False) -> Any:
