@@ -185,3 +185,19 @@ def test_lora_trains_only_adapters_and_exports_a_merged_model(policy_dir, born, 
 
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "final")
     assert not any("lora_" in k for k in merged.state_dict())
+
+
+def test_validation_uses_its_own_engine(policy_dir, born, tmp_path):
+    """trainer.eval_search: the evaluations during training search a real engine (BM25 here), training the fake one."""
+    import shutil
+
+    corpus = shutil.copy(asset("mini_corpus.jsonl"), tmp_path / "corpus.jsonl")
+    cfg = config(policy_dir, born, tmp_path, "trainer.eval_every=1", f"data.eval_files=[{born}]", "eval.limit=2",
+                 "trainer.save_every=0", f"trainer.eval_search=[search.backend=bm25, search.corpus={corpus}]")
+    trainer = Trainer(cfg, reward_fn=format_reward)
+    assert (trainer.rollout.search.name, trainer.eval_rollout.search.name) == ("fake", "bm25")
+    history = trainer.train()
+    trainer.close()
+    assert all("eval/f1" in m for m in history)
+    with pytest.raises(ConfigError, match="not a search"):
+        config(policy_dir, born, tmp_path, "trainer.eval_search=[trainer.lr=1]")

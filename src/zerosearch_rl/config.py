@@ -281,6 +281,10 @@ class TrainerConfig(_Section):
     output_dir: str = _f("runs/default", "Run folder: metrics, checkpoints, resolved config, plots.")
     save_every: int = _f(50, "Checkpoint every N steps (0 = only at the end).", ge=0)
     eval_every: int = _f(0, "Evaluate on data.eval_files every N steps (0 = never during training).", ge=0)
+    eval_search: tuple[str, ...] = _f(
+        (), "The engine of those evaluations, as search.* / simulator.* overrides of the training engine, e.g. "
+            "[search.backend=remote, 'search.urls=[http://127.0.0.1:8000]']: a real engine, as the original "
+            "validates with one (a simulator is told the gold answer). Empty = the training engine.")
     keep_checkpoints: int = _f(2, "Checkpoints kept on disk (older ones are deleted).", ge=1)
     tensorboard: bool = _f(False, "Also log metrics to TensorBoard.")
     wandb_project: str = _f("", "Also log to this Weights & Biases project (extra 'wandb'); empty = off.")
@@ -290,6 +294,9 @@ class TrainerConfig(_Section):
                 "vLLM, synced after each update; full fine-tuning only), auto = ddp when WORLD_SIZE > 1.")
 
     def validate(self) -> None:
+        for text in self.eval_search:
+            if not text.startswith(("search.", "simulator.")):
+                raise ConfigError(f"trainer.eval_search: {text!r} is not a search.* or simulator.* override")
         if self.warmup_steps and self.warmup_ratio:
             raise ConfigError(f"trainer.warmup_steps={self.warmup_steps} and trainer.warmup_ratio={self.warmup_ratio} "
                               f"both set: set one (the other 0)")
@@ -538,6 +545,22 @@ def _parse_override(text: str) -> tuple[str, str, Any]:
     return section, name, parsed
 
 
+def _apply(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    for text in overrides:
+        section, name, value = _parse_override(text)
+        if section not in SECTIONS:
+            raise _unknown(f"{section}.{name}", section, list(SECTIONS))
+        if not isinstance(raw.setdefault(section, {}), dict):
+            raise ConfigError(f"section {section!r} must be a mapping, got {raw[section]!r}")
+        raw[section][name] = value
+    return raw
+
+
+def with_overrides(cfg: Config, overrides: Sequence[str]) -> Config:
+    """``cfg`` with ``section.field=value`` overrides applied (validated as a whole again)."""
+    return config_from_dict(_apply(config_to_dict(cfg), overrides))
+
+
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
     """Read one YAML file (optional) and apply ``section.field=value`` overrides, in order."""
     raw: dict[str, Any] = {}
@@ -552,14 +575,7 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
         if loaded is not None and not isinstance(loaded, Mapping):
             raise ConfigError(f"{p}: the top level must be a mapping of sections, got {type(loaded).__name__}")
         raw = {k: dict(v) if isinstance(v, Mapping) else v for k, v in (loaded or {}).items()}
-    for text in overrides:
-        section, name, value = _parse_override(text)
-        if section not in SECTIONS:
-            raise _unknown(f"{section}.{name}", section, list(SECTIONS))
-        if not isinstance(raw.setdefault(section, {}), dict):
-            raise ConfigError(f"section {section!r} must be a mapping, got {raw[section]!r}")
-        raw[section][name] = value
-    return config_from_dict(raw)
+    return config_from_dict(_apply(raw, overrides))
 
 
 def config_to_dict(cfg: Config) -> dict[str, dict[str, Any]]:

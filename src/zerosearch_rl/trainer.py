@@ -22,7 +22,15 @@ from torch import Tensor
 from zerosearch_rl import algorithms as algo
 from zerosearch_rl import distributed as par
 from zerosearch_rl.checkpoint import list_checkpoints, load_policy_weights, load_state, save_checkpoint
-from zerosearch_rl.config import Config, ConfigError, TrainerConfig, check_data_parallel, config_to_dict, save_config
+from zerosearch_rl.config import (
+    Config,
+    ConfigError,
+    TrainerConfig,
+    check_data_parallel,
+    config_to_dict,
+    save_config,
+    with_overrides,
+)
 from zerosearch_rl.curriculum import unit_draw
 from zerosearch_rl.data import PromptSampler, load_examples
 from zerosearch_rl.generation import HFGenerator, TokenGenerator
@@ -114,6 +122,10 @@ class Trainer:
                               if t.eval_every else [])
         if t.eval_every and not self.eval_examples:
             raise ConfigError("trainer.eval_every > 0 needs data.eval_files with at least one example")
+        self.eval_search = build_backend(with_overrides(cfg, t.eval_search)) if t.eval_every and t.eval_search \
+            else self.search
+        self.eval_rollout = self.rollout if self.eval_search is self.search else Rollout(
+            self.tokenizer, self.eval_search, cfg.rollout, t.seed, cfg.model.prompt_style, cfg.model.prompt_template)
         self.start_step = 0
         if state is not None:
             self._restore_state(state)
@@ -362,11 +374,12 @@ class Trainer:
     # ---------------------------------------------------------------- the loop
 
     def evaluate(self, step: int) -> dict[str, float]:
-        """Greedy episodes on the eval questions (noise-free searches); rewards averaged over ranks."""
+        """Greedy episodes on the eval questions (noise-free searches, with trainer.eval_search's engine when set);
+        rewards averaged over ranks."""
         self.policy.eval()
         mine = self.eval_examples[self.rank :: self.world]
         with torch.no_grad():
-            trajs = self.rollout.run(self.generator, mine, 1, step, 0.0, Sampling(temperature=0.0)).trajectories
+            trajs = self.eval_rollout.run(self.generator, mine, 1, step, 0.0, Sampling(temperature=0.0)).trajectories
         rewards = self._rewards(trajs) if trajs else {}
         out = {}
         for key in ("mean", "exact_match", "cover_em", "f1", "format_valid"):
@@ -432,6 +445,8 @@ class Trainer:
 
     def close(self) -> None:
         self.search.close()
+        if self.eval_search is not self.search:
+            self.eval_search.close()
         getattr(self.generator, "close", lambda: None)()
         if dist.is_initialized():
             dist.barrier()  # no process tears gloo down while another still exports (it aborted a rank at exit)
