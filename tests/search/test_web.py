@@ -99,3 +99,18 @@ def test_parse_skips_results_without_snippets():
     payload = {"organic_results": [{"title": "no snippet"}, {"title": "ok", "snippet": "s", "link": "l"}]}
     assert [d.text for d in parse_serpapi(payload, 5)] == ["s"]
     assert parse_serpapi({}, 5) == []
+
+
+def test_the_page_is_zerosearch_s_rendering_of_the_organic_results():
+    """Fact (ZeroSearch retrieve_from_google): text = title + snippet (each only if present), then
+    '\\n'.join(f"Doc {i + 1}: {doc}") over organic_results; the answer box is not shown."""
+    from zerosearch_rl.protocol import render_zerosearch
+    from zerosearch_rl.search.web import parse_serpapi
+
+    payload = {"answer_box": {"answer": "Lima"},
+               "organic_results": [{"title": "Lima - Wikipedia", "snippet": "Lima is the capital of Peru."},
+                                   {"title": "No snippet here"}, {"snippet": "Only a snippet."}]}
+    docs = parse_serpapi(payload, topk=5)
+    expected = "Doc 1: Lima - WikipediaLima is the capital of Peru.\nDoc 2: No snippet here\nDoc 3: Only a snippet."
+    assert {d.page for d in docs} == {expected}
+    assert render_zerosearch(docs) == f"\n\n<information>{expected}</information>\n\n"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -23,8 +24,17 @@ SERPAPI_URL = "https://serpapi.com/search.json"
 KEY_ENVS = ("SERPAPI_API_KEY", "SER_API_KEY")
 
 
+def zerosearch_page(payload: dict[str, Any]) -> str:
+    """The page ZeroSearch's ``retrieve_from_google`` shows the policy: ``Doc i: {title}{snippet}`` a line, over
+    the organic results (title and snippet joined without a space, either may be missing; SerpAPI is asked for
+    ``num`` = topk of them)."""
+    texts = [f"{item.get('title', '')}{item.get('snippet', '')}" for item in payload.get("organic_results") or []]
+    return "\n".join(f"Doc {i}: {t}" for i, t in enumerate(texts, start=1))
+
+
 def parse_serpapi(payload: dict[str, Any], topk: int) -> list[Document]:
-    """Organic results (title + snippet), preceded by the answer box when Google shows one."""
+    """Organic results (title + snippet), preceded by the answer box when Google shows one; every document
+    carries the whole page as ZeroSearch renders it (``Document.page``, see ``zerosearch_page``)."""
     docs = []
     box = payload.get("answer_box") or {}
     box_text = box.get("answer") or box.get("snippet")
@@ -34,7 +44,8 @@ def parse_serpapi(payload: dict[str, Any], topk: int) -> list[Document]:
         snippet = item.get("snippet")
         if snippet:
             docs.append(Document(str(item.get("link", f"organic-{i}")), str(item.get("title", "")), str(snippet)))
-    return docs[:topk]
+    page = zerosearch_page(payload)
+    return [replace(d, page=page) for d in docs[:topk]]
 
 
 class SerpAPIBackend(CountingBackend):
