@@ -74,7 +74,7 @@ def test_loss_is_on_the_completion_only(tmp_path, mini_chain, chat):
     prompt = (tok.apply_chat_template([{"role": "user", "content": first["prompt"]}], add_generation_prompt=True,
                                       tokenize=False) if chat else first["prompt"])
     n_prompt = len(tok(prompt, add_special_tokens=False)["input_ids"])
-    completion = tok("\n" + first["completion"], add_special_tokens=False)["input_ids"]
+    completion = tok(first["completion"], add_special_tokens=False)["input_ids"]
     assert n_prompt > 20 and set(labels[:n_prompt]) == {-100}  # no loss on any prompt token
     assert labels[n_prompt:] == ids[n_prompt:]  # loss on every completion token ...
     assert ids[n_prompt : n_prompt + len(completion)] == completion  # ... which are the engine's documents

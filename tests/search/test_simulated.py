@@ -5,7 +5,7 @@ import pytest
 from zerosearch_rl.llm.base import Completion, Sampling
 from zerosearch_rl.search.base import SearchError
 from zerosearch_rl.search.simulated import (
-    SFT_TEMPLATE,
+    NO_ANSWER,
     SimulatedBackend,
     build_simulator_prompt,
     parse_documents,
@@ -35,22 +35,46 @@ def req(query="capital of peru", question="What is the capital of Peru?", answer
     return SearchRequest(query=query, question=question, answers=answers, noisy=noisy, **kw)
 
 
-def test_sft_prompt_is_the_released_checkpoints_format_for_both_kinds():
-    for noisy, kind in ((False, "useful"), (True, "noisy")):
-        prompt = build_simulator_prompt(req(noisy=noisy, answers=("Lima", "Lima, Peru")), "sft")
-        assert prompt == (
-            "You are the Google search engine.\n"
-            f"Given a query, you need to generate five {kind} documents for the query.\n"
-            "\n"
-            'The user is trying to answer the question: "What is the capital of Peru?" whose answer is '
-            "Lima, Lima, Peru.\n"
-            f"Each document should contain about 30 words, and these documents should contain {kind} information.\n"
-            "\n"
-            "Query: capital of peru\n"
-            f"{kind.capitalize()} Output:"
-        )
-        assert len(prompt.split("\n")) == 8
-    assert SFT_TEMPLATE.count("{kind}") == 2
+# Facts, copied byte for byte from Alibaba-NLP/ZeroSearch, llm_agent/generation.py (search_simulate_sft; the
+# branch is `prob > gt_threshold`). There `ground_truth` is batch_search's `ground_truth[index][0]`: the first gold.
+def original_sft_prompt(problem, ground_truth, query, useful):
+    if useful:
+        prompt = f'''You are the Google search engine.
+Given a query, you need to generate five useful documents for the query.
+
+The user is trying to answer the question: "{problem}" whose answer is {ground_truth}.
+Each document should contain about 30 words, and these documents should contain useful information.
+
+Query: {query}
+Useful Output:
+'''
+    else:
+        prompt = f'''You are the Google search engine.
+Given a query, you need to generate five noisy documents for the query.
+
+The user is trying to answer the question: "{problem}" whose answer is {ground_truth}.
+Each document should contain about 30 words, and these documents should contain noisy information.
+
+Query: {query}
+Noisy Output:
+'''
+    return prompt
+
+
+PROMPT_CASES = [  # (question, golds, query); the original's answer slot is golds[0]
+    ("What is the capital of Peru?", ("Lima", "Lima, Peru"), "capital of peru"),
+    ('Who said "to be or not to be"?', ("William Shakespeare", "Shakespeare", "the Bard"), "'to be or not' quote"),
+    ("Où est né Gauß?", ("Braunschweig",), "Gauß Geburtsort 出生地 🎓"),
+    ("Which set is {x | x > 0}?", ("{1, 2}",), "set {x} notation"),  # braces are text, never a format field
+    ("Who is Ada?", (), "ada"),  # no gold: the original cannot run; ours writes NO_ANSWER in the slot
+]
+
+
+@pytest.mark.parametrize("noisy", [False, True], ids=["useful", "noisy"])
+@pytest.mark.parametrize(("question", "golds", "query"), PROMPT_CASES)
+def test_sft_prompt_is_the_original_byte_for_byte(question, golds, query, noisy):
+    prompt = build_simulator_prompt(req(query=query, question=question, answers=golds, noisy=noisy), "sft")
+    assert prompt == original_sft_prompt(question, golds[0] if golds else NO_ANSWER, query, not noisy)
 
 
 def test_few_shot_prompt_carries_a_demonstration_of_the_same_kind():

@@ -45,7 +45,7 @@ def test_exact_prompts_for_both_kinds_reach_the_server(mode):
     if mode == "sft":
         useful, noisy = (build_simulator_prompt(r, mode) for r in REQS)
         assert "generate five useful documents" in useful and "whose answer is Marlow." in useful
-        assert "generate five noisy documents" in noisy and "whose answer is Copperline Foods, Copperline." in noisy
+        assert "generate five noisy documents" in noisy and "whose answer is Copperline Foods." in noisy
     assert [d.text for d in pages[0]] == [f"page {i} about Where was Ada born?" for i in (1, 2, 3)]
     assert [d.text for d in pages[1]] == [f"page {i} about Who employs Tom?" for i in (1, 2, 3)]
 

@@ -5,9 +5,11 @@ question) or **noisy** (they look relevant but do not), the kind being the call'
 The LLM sees the question and its gold answer (so it can write useful or misleading documents);
 the policy never does. Two prompt modes:
 
-* ``sft``: exactly the prompt that the released ZeroSearch simulator checkpoints were fine-tuned on
-  (DESIGN.md), sent as the user message of a chat request, so ``Simulation_LLM_*`` checkpoints
-  served by sglang or vLLM behave as in the paper.
+* ``sft``: the prompt of the original's ``search_simulate_sft`` (Alibaba-NLP/ZeroSearch,
+  ``llm_agent/generation.py``) byte for byte, first gold answer and trailing newline included
+  (``tests/search/test_simulated.py::test_sft_prompt_is_the_original_byte_for_byte``): the input the
+  released ``Simulation_LLM_*`` checkpoints were fine-tuned on, sent as the user message of a chat
+  request, so those checkpoints served by sglang or vLLM behave as in the paper.
 * ``prompt``: a few-shot prompt for a plain instruct model, with our own demonstration results.
 
 Identical (query, kind, question, answers) requests of one batch are generated once.
@@ -34,8 +36,15 @@ SFT_TEMPLATE = (
     "Each document should contain about 30 words, and these documents should contain {kind} information.\n"
     "\n"
     "Query: {query}\n"
-    "{Kind} Output:"
+    "{Kind} Output:\n"
 )
+"""The prompt of ``search_simulate_sft`` in ZeroSearch's ``llm_agent/generation.py``, byte for byte (its trailing
+newline included): the input the released ``Simulation_LLM_*`` checkpoints were fine-tuned on."""
+
+NO_ANSWER = "unknown"
+"""The answer slot of a request without gold answers. The original cannot run without one (``batch_search``
+indexes ``ground_truth[index][0]``); here a bare question (``zerosearch search`` without ``--answer``) still
+gets a page."""
 
 _FEW_SHOT_QUESTION = "Which city hosted the first modern Olympic Games?"
 _FEW_SHOT_ANSWER = "Athens"
@@ -95,16 +104,17 @@ def _kind(noisy: bool) -> str:
     return "noisy" if noisy else "useful"
 
 
-def join_answers(answers: Sequence[str]) -> str:
-    """Several gold answers as one phrase of the prompt (they are aliases of one answer)."""
-    return ", ".join(answers) if answers else "unknown"
+def first_answer(answers: Sequence[str]) -> str:
+    """The answer slot of every simulator prompt: the first gold answer only, as the original's
+    ``ground_truth[index][0]`` (the other golds are aliases); ``NO_ANSWER`` when there is none."""
+    return answers[0] if answers else NO_ANSWER
 
 
 def build_simulator_prompt(request: SearchRequest, mode: Mode) -> str:
     """The user message asking the simulator for this request's useful or noisy documents."""
     kind = _kind(request.noisy)
     fields = {"kind": kind, "Kind": kind.capitalize(), "question": request.question,
-              "answer": join_answers(request.answers), "query": request.query}
+              "answer": first_answer(request.answers), "query": request.query}
     if mode == "sft":
         return SFT_TEMPLATE.format(**fields)
     if mode == "prompt":

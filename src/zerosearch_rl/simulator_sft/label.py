@@ -28,7 +28,6 @@ from zerosearch_rl.data import DataError
 from zerosearch_rl.demo import contains_answer
 from zerosearch_rl.llm.base import ChatLLM, Sampling
 from zerosearch_rl.net import EndpointError
-from zerosearch_rl.search.simulated import join_answers
 from zerosearch_rl.simulator_sft.records import (
     SearchRecord,
     iter_batches,
@@ -86,6 +85,11 @@ class OutcomeJudge:
                 raise DataError(f"record {r.id!r} (collector {r.collector or 'unknown'}), field 'score': missing; "
                                 f"judge=outcome needs the trajectory scores that sim.collector=policy records")
         return [r.score is not None and r.score >= self.min_score for r in records]
+
+
+def join_answers(answers: Sequence[str]) -> str:
+    """Several gold answers as one phrase of the judge's prompt (they are aliases of one answer)."""
+    return ", ".join(answers) if answers else "unknown"
 
 
 def judge_prompt(record: SearchRecord) -> str:

@@ -4,8 +4,8 @@ The SFT set is a prompt-completion dataset, so TRL computes the loss on the comp
 prompt's labels are -100). The prompt reaches the model exactly as the ``simulate_sft`` engine's
 in-process client (``TransformersChat``) will send it: as the user message of the chat template when
 the tokenizer has one (a conversational example), else as plain text continued by the completion
-(a newline, the ``Doc N:`` lines, end-of-sequence). So any Hugging Face tokenizer works, including a
-word-level ``PreTrainedTokenizerFast`` without a chat template.
+(the ``Doc N:`` lines after the prompt's final newline, then end-of-sequence). So any Hugging Face
+tokenizer works, including a word-level ``PreTrainedTokenizerFast`` without a chat template.
 
 Full fine-tuning or LoRA (peft; the adapters are merged before saving). On the CPU, bf16/fp16 and
 gradient checkpointing are forced off: there they only make training several times slower.
@@ -31,7 +31,7 @@ def _examples(rows: list[dict[str, str]], chat: bool) -> list[dict[str, Any]]:
     if chat:
         return [{"prompt": [{"role": "user", "content": r["prompt"]}],
                  "completion": [{"role": "assistant", "content": r["completion"]}]} for r in rows]
-    return [{"prompt": r["prompt"], "completion": "\n" + r["completion"]} for r in rows]
+    return [{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]
 
 
 def build_sft_trainer(sft_path: str | Path, base_model: str, work_dir: str | Path, sim: SimConfig,
