@@ -166,6 +166,9 @@ class ServeConfig(_Section):
     seed: int = _f(0, "Seed of the server's noise draws.")
 
 
+SimulatorPrompt = Literal["zerosearch", "own"]
+
+
 @dataclass(frozen=True)
 class SimulatorConfig(_Section):
     section: ClassVar[str] = "simulator"
@@ -176,6 +179,11 @@ class SimulatorConfig(_Section):
                         "empty = the first one listed by /v1/models).")
     base_urls: tuple[str, ...] = _f((), "OpenAI-compatible base URLs (ending in /v1); fail-over in order.")
     api_key_env: str = _f("", "Environment variable holding the server's API key (never logged).")
+    prompt: SimulatorPrompt = _f(
+        "zerosearch", "Few-shot prompts of search.backend=simulate_prompt: zerosearch (the default: the original's, "
+                      "byte for byte, a George Washington Bridge demonstration; its noisy prompt shows neither the "
+                      "question nor the answer) or own (ours, for small instruct models: both kinds see the question "
+                      "and answer, the Doc N: format is spelled out). simulate_sft always sends the original's prompt.")
     temperature: float = _f(0.8, "Sampling temperature of the simulator (ZeroSearch: 0.8).", ge=0.0)
     top_p: float = _f(1.0, "Nucleus sampling mass of the simulator.", gt=0.0, le=1.0)
     max_new_tokens: int = _f(600, "Tokens per simulated result page (ZeroSearch: 600).", ge=1)

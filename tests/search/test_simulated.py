@@ -61,6 +61,52 @@ Noisy Output:
     return prompt
 
 
+# Facts, copied byte for byte from Alibaba-NLP/ZeroSearch, llm_agent/generation.py (search_simulate_prompt,
+# `prob > gt_threshold` being useful; the noisy prompt's first line ends with a space there too).
+def original_few_shot_prompt(problem, ground_truth, query, useful):
+    if useful:
+        prompt = f'''You are the Google search engine.
+Given a query, you need to imitate the style of the following demos and generate five useful documents for the query.
+
+Here is an example:
+Query: George Washington Bridge opening year
+Useful Output:
+Doc 1: The George Washington Bridge, an iconic structure connecting New York City to New Jersey, opened on October 25, 1931. Designed by Othmar Ammann, it marked a major milestone in civil engineering.
+Doc 2: Originally the Hudson River Bridge, the George Washington Bridge was named after the U.S.'s first president. Its 3,500-foot suspension span was the world's longest at completion in 1931.
+Doc 3: The bridge was modified in 1962 with added lower deck lanes, increasing capacity and easing congestion. This expansion transformed the bridge into a double-decked structure with twelve lanes.
+Doc 4: Constructed over four years, the George Washington Bridge's steel towers and cables exemplified engineering progress. It crucially linked New York and New Jersey's transportation networks.
+Doc 5: Handling over 103 million annual vehicles, the George Washington Bridge is globally one of the busiest. The Port Authority of NY and NJ oversees its traffic and infrastructure maintenance.
+
+The user is trying to answer the question: "{problem}" whose answer is {ground_truth}.
+You should generate documents that can help the user find the answer.
+Each document should contain about 30 words.
+You must directly output the English documents and not output any other texts.
+
+Query: {query}
+Useful Output:
+'''  # noqa: E501
+    else:
+        prompt = f'''You are the Google search engine. 
+Given a query, you need to imitate the style of the following demos and generate five related but noisy documents for the query.
+
+Here is an example:
+Query: George Washington Bridge opening year
+Noisy Output:
+Doc 1: The George Washington Bridge was a significant addition to New York's infrastructure, but there were many challenges during its construction, including budget overruns and worker strikes.
+Doc 2: While often mistaken for the opening of another iconic bridge, the Brooklyn Bridge, the George Washington Bridge has its own storied history involving political maneuvering and urban planning debates that shaped the bridge's final design.
+Doc 3: Discussions about the naming of the George Washington Bridge are interesting, as it was named to honor the first President of the United States. The name choice was significant given the geographical and historical implications of Washington's legacy.
+Doc 4: The bridge has been a point of contention over toll increases, traffic congestion solutions, and environmental impact assessments, which continue to affect policy decisions in the area.
+Doc 5: Considerations around the visual and architectural design of the George Washington Bridge also played a crucial role in its legacy as a landmark, balancing aesthetics with functionality.
+
+Each document should contain about 30 words, and these documents should contain related but noisy information.
+You must directly output the English documents and not output any other texts.
+
+Query: {query}
+Noisy Output:
+'''  # noqa: E501, W291
+    return prompt
+
+
 PROMPT_CASES = [  # (question, golds, query); the original's answer slot is golds[0]
     ("What is the capital of Peru?", ("Lima", "Lima, Peru"), "capital of peru"),
     ('Who said "to be or not to be"?', ("William Shakespeare", "Shakespeare", "the Bard"), "'to be or not' quote"),
@@ -77,9 +123,20 @@ def test_sft_prompt_is_the_original_byte_for_byte(question, golds, query, noisy)
     assert prompt == original_sft_prompt(question, golds[0] if golds else NO_ANSWER, query, not noisy)
 
 
-def test_few_shot_prompt_carries_a_demonstration_of_the_same_kind():
-    useful = build_simulator_prompt(req(noisy=False), "prompt")
-    noisy = build_simulator_prompt(req(noisy=True), "prompt")
+@pytest.mark.parametrize("noisy", [False, True], ids=["useful", "noisy"])
+@pytest.mark.parametrize(("question", "golds", "query"), PROMPT_CASES)
+def test_zerosearch_few_shot_prompts_are_the_original_byte_for_byte(question, golds, query, noisy):
+    request = req(query=query, question=question, answers=golds, noisy=noisy)
+    expected = original_few_shot_prompt(question, golds[0] if golds else NO_ANSWER, query, not noisy)
+    assert build_simulator_prompt(request, "prompt") == expected  # zerosearch is the default
+    assert build_simulator_prompt(request, "prompt", "zerosearch") == expected
+    assert build_simulator_prompt(request, "sft", "own") == original_sft_prompt(  # sft has one prompt
+        question, golds[0] if golds else NO_ANSWER, query, not noisy)
+
+
+def test_own_few_shot_prompt_carries_a_demonstration_of_the_same_kind():
+    useful = build_simulator_prompt(req(noisy=False), "prompt", "own")
+    noisy = build_simulator_prompt(req(noisy=True), "prompt", "own")
     assert "must be useful" in useful and "must be noisy" in noisy
     assert "Athens, Greece, in April 1896" in useful and "Athens, Greece" not in noisy  # demo docs match the kind
     for p in (useful, noisy):
@@ -87,6 +144,8 @@ def test_few_shot_prompt_carries_a_demonstration_of_the_same_kind():
         assert '"What is the capital of Peru?" whose answer is Lima' in p
     with pytest.raises(ValueError, match="valid: sft, prompt"):
         build_simulator_prompt(req(), "chat")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="valid: zerosearch, own"):
+        build_simulator_prompt(req(), "prompt", "mine")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -191,3 +250,5 @@ def test_sampling_reaches_the_llm():
 def test_unknown_mode_is_rejected():
     with pytest.raises(ValueError, match="valid: sft, prompt"):
         SimulatedBackend(ScriptedLLM(), mode="fewshot")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="valid: zerosearch, own"):
+        SimulatedBackend(ScriptedLLM(), mode="prompt", prompt="mine")  # type: ignore[arg-type]

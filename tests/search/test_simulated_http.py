@@ -24,30 +24,30 @@ REQS = [
 
 
 def docs_reply(message: str) -> str:
-    question = message.split('question: "')[-1].split('"')[0]  # the last one: few-shot prompts quote an example
-    return "\n".join(f"Doc {i}: page {i} about {question}" for i in range(1, 6))
+    query = message.split("Query: ")[-1].split("\n")[0]  # the last one: few-shot prompts show an example first
+    return "\n".join(f"Doc {i}: page {i} about {query}" for i in range(1, 6))
 
 
-def backend_for(server, mode="sft", retry=None, on_error="raise"):
+def backend_for(server, mode="sft", retry=None, on_error="raise", prompt="zerosearch"):
     client = OpenAIChatClient([server.base_url], "sim", retry=retry or RetryPolicy(0, 0.0))
     return SimulatedBackend(client, mode=mode, topk=3, sampling=Sampling(temperature=0.8, max_new_tokens=600),
-                            on_error=on_error)
+                            on_error=on_error, prompt=prompt)
 
 
-@pytest.mark.parametrize("mode", ["sft", "prompt"])
-def test_exact_prompts_for_both_kinds_reach_the_server(mode):
+@pytest.mark.parametrize(("mode", "prompt"), [("sft", "zerosearch"), ("prompt", "zerosearch"), ("prompt", "own")])
+def test_exact_prompts_for_both_kinds_reach_the_server(mode, prompt):
     with FakeOpenAIServer(reply=docs_reply) as server:
-        pages = backend_for(server, mode).search(REQS)
+        pages = backend_for(server, mode, prompt=prompt).search(REQS)
         bodies = sorted(server.chat_bodies(), key=lambda b: b["messages"][0]["content"])
-    expected = sorted(build_simulator_prompt(r, mode) for r in REQS)
+    expected = sorted(build_simulator_prompt(r, mode, prompt) for r in REQS)
     assert [b["messages"] for b in bodies] == [[{"role": "user", "content": e}] for e in expected]
     assert all(b["temperature"] == 0.8 and b["max_tokens"] == 600 and b["model"] == "sim" for b in bodies)
     if mode == "sft":
         useful, noisy = (build_simulator_prompt(r, mode) for r in REQS)
         assert "generate five useful documents" in useful and "whose answer is Marlow." in useful
         assert "generate five noisy documents" in noisy and "whose answer is Copperline Foods." in noisy
-    assert [d.text for d in pages[0]] == [f"page {i} about Where was Ada born?" for i in (1, 2, 3)]
-    assert [d.text for d in pages[1]] == [f"page {i} about Who employs Tom?" for i in (1, 2, 3)]
+    assert [d.text for d in pages[0]] == [f"page {i} about ada birthplace" for i in (1, 2, 3)]
+    assert [d.text for d in pages[1]] == [f"page {i} about tom employer" for i in (1, 2, 3)]
 
 
 def test_duplicates_are_generated_once_over_http():

@@ -10,7 +10,10 @@ the policy never does. Two prompt modes:
   (``tests/search/test_simulated.py::test_sft_prompt_is_the_original_byte_for_byte``): the input the
   released ``Simulation_LLM_*`` checkpoints were fine-tuned on, sent as the user message of a chat
   request, so those checkpoints served by sglang or vLLM behave as in the paper.
-* ``prompt``: a few-shot prompt for a plain instruct model, with our own demonstration results.
+* ``prompt``: a few-shot prompt for a plain instruct model: by default (``simulator.prompt: zerosearch``)
+  the original's ``search_simulate_prompt`` prompts byte for byte, George Washington Bridge demonstrations
+  included (``test_zerosearch_few_shot_prompts_are_the_original_byte_for_byte``); ``own`` is ours, for small
+  instruct models: both kinds see the question and answer, and the ``Doc N:`` format is spelled out.
 
 Identical (query, kind, question, answers) requests of one batch are generated once.
 """
@@ -22,6 +25,7 @@ import re
 from collections.abc import Sequence
 from typing import Literal
 
+from zerosearch_rl.config import SimulatorPrompt
 from zerosearch_rl.llm.base import ChatLLM, Completion, Sampling
 from zerosearch_rl.search.base import CountingBackend, SearchError, failure_document
 from zerosearch_rl.types import Document, SearchRequest
@@ -45,6 +49,69 @@ NO_ANSWER = "unknown"
 """The answer slot of a request without gold answers. The original cannot run without one (``batch_search``
 indexes ``ground_truth[index][0]``); here a bare question (``zerosearch search`` without ``--answer``) still
 gets a page."""
+
+ZEROSEARCH_PROMPT_TEMPLATES = {
+    "useful": (
+        "You are the Google search engine.\n"
+        "Given a query, you need to imitate the style of the following demos and generate five useful"
+        " documents for the query.\n"
+        "\n"
+        "Here is an example:\n"
+        "Query: George Washington Bridge opening year\n"
+        "Useful Output:\n"
+        "Doc 1: The George Washington Bridge, an iconic structure connecting New York City to New Jersey,"
+        " opened on October 25, 1931. Designed by Othmar Ammann, it marked a major milestone in civil"
+        " engineering.\n"
+        "Doc 2: Originally the Hudson River Bridge, the George Washington Bridge was named after the U.S.'s"
+        " first president. Its 3,500-foot suspension span was the world's longest at completion in 1931.\n"
+        "Doc 3: The bridge was modified in 1962 with added lower deck lanes, increasing capacity and easing"
+        " congestion. This expansion transformed the bridge into a double-decked structure with twelve"
+        " lanes.\n"
+        "Doc 4: Constructed over four years, the George Washington Bridge's steel towers and cables"
+        " exemplified engineering progress. It crucially linked New York and New Jersey's transportation"
+        " networks.\n"
+        "Doc 5: Handling over 103 million annual vehicles, the George Washington Bridge is globally one of"
+        " the busiest. The Port Authority of NY and NJ oversees its traffic and infrastructure maintenance.\n"
+        "\n"
+        'The user is trying to answer the question: "{question}" whose answer is {answer}.\n'
+        "You should generate documents that can help the user find the answer.\n"
+        "Each document should contain about 30 words.\n"
+        "You must directly output the English documents and not output any other texts.\n"
+        "\n"
+        "Query: {query}\n"
+        "Useful Output:\n"
+    ),
+    "noisy": (
+        "You are the Google search engine. \n"
+        "Given a query, you need to imitate the style of the following demos and generate five related but"
+        " noisy documents for the query.\n"
+        "\n"
+        "Here is an example:\n"
+        "Query: George Washington Bridge opening year\n"
+        "Noisy Output:\n"
+        "Doc 1: The George Washington Bridge was a significant addition to New York's infrastructure, but"
+        " there were many challenges during its construction, including budget overruns and worker strikes.\n"
+        "Doc 2: While often mistaken for the opening of another iconic bridge, the Brooklyn Bridge, the"
+        " George Washington Bridge has its own storied history involving political maneuvering and urban"
+        " planning debates that shaped the bridge's final design.\n"
+        "Doc 3: Discussions about the naming of the George Washington Bridge are interesting, as it was"
+        " named to honor the first President of the United States. The name choice was significant given the"
+        " geographical and historical implications of Washington's legacy.\n"
+        "Doc 4: The bridge has been a point of contention over toll increases, traffic congestion solutions,"
+        " and environmental impact assessments, which continue to affect policy decisions in the area.\n"
+        "Doc 5: Considerations around the visual and architectural design of the George Washington Bridge"
+        " also played a crucial role in its legacy as a landmark, balancing aesthetics with functionality.\n"
+        "\n"
+        "Each document should contain about 30 words, and these documents should contain related but noisy"
+        " information.\n"
+        "You must directly output the English documents and not output any other texts.\n"
+        "\n"
+        "Query: {query}\n"
+        "Noisy Output:\n"
+    ),
+}
+"""The two few-shot prompts of the original's ``search_simulate_prompt``, byte for byte (the noisy one's first
+line ends with a space there too, and shows the simulator neither the question nor its answer)."""
 
 _FEW_SHOT_QUESTION = "Which city hosted the first modern Olympic Games?"
 _FEW_SHOT_ANSWER = "Athens"
@@ -81,7 +148,7 @@ _KIND_GOAL = {
     "noisy": "The results must be noisy: they should look relevant to the query but must not contain the "
              "correct answer or anything that leads to it.",
 }
-PROMPT_TEMPLATE = (
+OWN_PROMPT_TEMPLATE = (
     "You are a web search engine. For the search query below, write five search results, one per line, "
     "each starting with \"Doc N:\" and about 30 words long. {goal}\n"
     "\n"
@@ -110,18 +177,27 @@ def first_answer(answers: Sequence[str]) -> str:
     return answers[0] if answers else NO_ANSWER
 
 
-def build_simulator_prompt(request: SearchRequest, mode: Mode) -> str:
-    """The user message asking the simulator for this request's useful or noisy documents."""
+def _check_prompt(mode: Mode, prompt: SimulatorPrompt) -> None:
+    if mode not in ("sft", "prompt"):
+        raise ValueError(f"unknown simulator mode {mode!r}; valid: sft, prompt")
+    if prompt not in ("zerosearch", "own"):
+        raise ValueError(f"unknown simulator prompt {prompt!r}; valid: zerosearch, own")
+
+
+def build_simulator_prompt(request: SearchRequest, mode: Mode, prompt: SimulatorPrompt = "zerosearch") -> str:
+    """The user message asking the simulator for this request's useful or noisy documents; ``prompt`` picks
+    the few-shot prompts of mode ``prompt`` (``sft`` has one prompt, the original's)."""
+    _check_prompt(mode, prompt)
     kind = _kind(request.noisy)
     fields = {"kind": kind, "Kind": kind.capitalize(), "question": request.question,
               "answer": first_answer(request.answers), "query": request.query}
     if mode == "sft":
         return SFT_TEMPLATE.format(**fields)
-    if mode == "prompt":
-        return PROMPT_TEMPLATE.format(
-            goal=_KIND_GOAL[kind], ex_question=_FEW_SHOT_QUESTION, ex_answer=_FEW_SHOT_ANSWER,
-            ex_query=_FEW_SHOT_QUERY, ex_docs=_FEW_SHOT_DOCS[kind], **fields)
-    raise ValueError(f"unknown simulator mode {mode!r}; valid: sft, prompt")
+    if prompt == "zerosearch":
+        return ZEROSEARCH_PROMPT_TEMPLATES[kind].format(**fields)
+    return OWN_PROMPT_TEMPLATE.format(
+        goal=_KIND_GOAL[kind], ex_question=_FEW_SHOT_QUESTION, ex_answer=_FEW_SHOT_ANSWER,
+        ex_query=_FEW_SHOT_QUERY, ex_docs=_FEW_SHOT_DOCS[kind], **fields)
 
 
 def parse_documents(text: str, topk: int, id_prefix: str = "sim") -> tuple[list[Document], bool]:
@@ -174,11 +250,11 @@ class SimulatedBackend(CountingBackend):
         topk: int = 5,
         sampling: Sampling | None = None,
         on_error: Literal["raise", "document"] = "raise",
+        prompt: SimulatorPrompt = "zerosearch",
     ) -> None:
         super().__init__()
-        if mode not in ("sft", "prompt"):
-            raise ValueError(f"unknown simulator mode {mode!r}; valid: sft, prompt")
-        self.llm, self.mode, self.topk, self.on_error = llm, mode, topk, on_error
+        _check_prompt(mode, prompt)
+        self.llm, self.mode, self.prompt, self.topk, self.on_error = llm, mode, prompt, topk, on_error
         self.sampling = sampling or Sampling()
         self.name = f"simulate_{mode}"
 
@@ -187,7 +263,8 @@ class SimulatedBackend(CountingBackend):
         for r in requests:
             unique.setdefault(_key(r), r)
         keys = list(unique)
-        completions = self.llm.generate([build_simulator_prompt(unique[k], self.mode) for k in keys], self.sampling)
+        completions = self.llm.generate([build_simulator_prompt(unique[k], self.mode, self.prompt) for k in keys],
+                                         self.sampling)
         if len(completions) != len(keys):
             raise SearchError(f"{self.name}: the LLM returned {len(completions)} answers for {len(keys)} prompts")
         pages = {k: self._page(k, c) for k, c in zip(keys, completions, strict=True)}
