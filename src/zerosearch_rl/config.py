@@ -179,6 +179,11 @@ class SimulatorConfig(_Section):
                         "empty = the first one listed by /v1/models).")
     base_urls: tuple[str, ...] = _f((), "OpenAI-compatible base URLs (ending in /v1); fail-over in order.")
     api_key_env: str = _f("", "Environment variable holding the server's API key (never logged).")
+    system_message: str | None = _f(
+        "", "System message before each simulator prompt. \"\" (the default) = an empty one, as the original "
+            "ZeroSearch sends; null = none, so the chat template writes its default (Qwen2.5's: \"You are Qwen, "
+            "created by Alibaba Cloud...\"), not the input the released simulators were tuned on. `sim train` "
+            "fine-tunes with it too.")
     prompt: SimulatorPrompt = _f(
         "zerosearch", "Few-shot prompts of search.backend=simulate_prompt: zerosearch (the default: the original's, "
                       "byte for byte, a George Washington Bridge demonstration; its noisy prompt shows neither the "

@@ -38,9 +38,10 @@ def backend_for(server, mode="sft", retry=None, on_error="raise", prompt="zerose
 def test_exact_prompts_for_both_kinds_reach_the_server(mode, prompt):
     with FakeOpenAIServer(reply=docs_reply) as server:
         pages = backend_for(server, mode, prompt=prompt).search(REQS)
-        bodies = sorted(server.chat_bodies(), key=lambda b: b["messages"][0]["content"])
+        bodies = sorted(server.chat_bodies(), key=lambda b: b["messages"][-1]["content"])
     expected = sorted(build_simulator_prompt(r, mode, prompt) for r in REQS)
-    assert [b["messages"] for b in bodies] == [[{"role": "user", "content": e}] for e in expected]
+    assert [b["messages"] for b in bodies] == [[{"role": "system", "content": ""}, {"role": "user", "content": e}]
+                                               for e in expected]
     assert all(b["temperature"] == 0.8 and b["max_tokens"] == 600 and b["model"] == "sim" for b in bodies)
     if mode == "sft":
         useful, noisy = (build_simulator_prompt(r, mode) for r in REQS)
@@ -108,7 +109,7 @@ def test_rollout_sends_each_searching_sample_its_own_question_and_answer():
         backend = backend_for(server)
         rollout = Rollout(TOK, backend, RolloutConfig(max_turns=2), seed=5, prompt_style="base")
         rollout.run(ScriptedGenerator(), [ADA, IVY, TOM], 1, step=7, noise_p=0.5, sampling=Sampling())
-        prompts = [b["messages"][0]["content"] for b in server.chat_bodies()]
+        prompts = [b["messages"][-1]["content"] for b in server.chat_bodies()]
     expected = {build_simulator_prompt(SearchRequest(f"{ex.question.split()[2]} birthplace", ex.question,
                                                      ex.answers, is_noisy(5, 7, f"{ex.id}#0", 0, 0.5)), "sft")
                 for ex in (ADA, TOM)}

@@ -9,7 +9,8 @@ the policy never does. Two prompt modes:
   ``llm_agent/generation.py``) byte for byte, first gold answer and trailing newline included
   (``tests/search/test_simulated.py::test_sft_prompt_is_the_original_byte_for_byte``): the input the
   released ``Simulation_LLM_*`` checkpoints were fine-tuned on, sent as the user message of a chat
-  request, so those checkpoints served by sglang or vLLM behave as in the paper.
+  request after the original's empty system message (``llm.base.chat_messages``,
+  ``simulator.system_message``), so those checkpoints served by sglang or vLLM behave as in the paper.
 * ``prompt``: a few-shot prompt for a plain instruct model: by default (``simulator.prompt: zerosearch``)
   the original's ``search_simulate_prompt`` prompts byte for byte, George Washington Bridge demonstrations
   included (``test_zerosearch_few_shot_prompts_are_the_original_byte_for_byte``); ``own`` is ours, for small

@@ -137,7 +137,8 @@ def build_judge(sim: Any) -> Judge:
 
         client = OpenAIChatClient(sim.judge_base_urls, sim.judge_model, api_key_env=sim.judge_api_key_env,
                                   concurrency=sim.judge_concurrency, timeout_s=sim.judge_timeout_s,
-                                  retry=RetryPolicy(sim.judge_max_retries, sim.judge_backoff_s))
+                                  retry=RetryPolicy(sim.judge_max_retries, sim.judge_backoff_s),
+                                  system_message=None)  # not a simulator: the judge model's own default
         return LLMJudge(client, sim.judge_max_new_tokens)
     raise ConfigError(f"sim.judge: {sim.judge!r} is not valid; valid: {', '.join(JUDGES)}")
 
