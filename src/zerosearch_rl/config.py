@@ -190,7 +190,10 @@ class SimulatorConfig(_Section):
                       "question nor the answer) or own (ours, for small instruct models: both kinds see the question "
                       "and answer, the Doc N: format is spelled out). simulate_sft always sends the original's prompt.")
     temperature: float = _f(0.8, "Sampling temperature of the simulator (ZeroSearch: 0.8).", ge=0.0)
-    top_p: float = _f(1.0, "Nucleus sampling mass of the simulator.", gt=0.0, le=1.0)
+    top_p: float | None = _f(None, "Nucleus sampling mass of the simulator; null (the default, as the original) = "
+                                   "not sent to a server, whose default applies (vLLM and sglang: the model's "
+                                   "generation_config.json); the in-process clients then sample the whole "
+                                   "distribution.", gt=0.0, le=1.0)
     max_new_tokens: int = _f(600, "Tokens per simulated result page (ZeroSearch: 600).", ge=1)
     concurrency: int = _f(320, "Requests in flight at once against the servers (ZeroSearch's step: 64 prompts "
                                "x 5 samples = 320 searches a turn).", ge=1)

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from fakes.openai_server import FakeOpenAIServer, unused_base_url
+from fakes.zerosearch_original import original_sft_prompt
 from zerosearch_rl.config import load_config
 from zerosearch_rl.llm.base import Sampling
 from zerosearch_rl.llm.openai_http import OpenAIChatClient
@@ -85,6 +86,29 @@ def test_fail_over_to_a_second_server():
         client = OpenAIChatClient([unused_base_url(), server.base_url], "sim", retry=RetryPolicy(2, 0.0))
         pages = SimulatedBackend(client).search(REQS)
     assert len(pages[0]) == 5
+
+
+BODY_CASES = [  # (overrides, what the request body holds beyond the original's)
+    ([], {}),  # the defaults: exactly the original's request (its `model=''` aside)
+    (["simulator.top_p=0.9"], {"top_p": 0.9}),  # a nucleus is sent only when set
+]
+
+
+@pytest.mark.parametrize(("overrides", "extra"), BODY_CASES, ids=["defaults", "top_p"])
+def test_the_configured_request_body_is_the_originals(overrides, extra):
+    with FakeOpenAIServer(reply=docs_reply) as server:
+        backend = build_backend(load_config(None, ["search.backend=simulate_sft", "simulator.client=openai",
+                                                   f"simulator.base_urls=[{server.base_url}]", "simulator.model=sim",
+                                                   *overrides]))
+        backend.search(REQS[:1])
+        (body,) = server.chat_bodies()
+    assert body == {  # ask_llm: max_tokens=600, temperature (0.8 in the scripts), an empty system message
+        "model": "sim", "max_tokens": 600, "temperature": 0.8,
+        "messages": [{"role": "system", "content": ""},
+                     {"role": "user", "content": original_sft_prompt("Where was Ada born?", "Marlow", "ada birthplace",
+                                                                     useful=True)}],
+        **extra,
+    }
 
 
 def test_built_from_config_with_model_from_the_server():

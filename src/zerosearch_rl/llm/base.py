@@ -17,10 +17,15 @@ from typing import Any, Protocol, runtime_checkable
 
 @dataclass(frozen=True)
 class Sampling:
-    """Sampling settings of one batch. ``temperature == 0`` means greedy."""
+    """Sampling settings of one batch. ``temperature == 0`` means greedy.
+
+    ``top_p=None`` leaves nucleus sampling unset: the HTTP client does not send it, so the server's default
+    applies (vLLM and sglang take it from the model's ``generation_config.json``; the original ZeroSearch
+    sends none), and the in-process engines sample from the whole distribution.
+    """
 
     temperature: float = 0.8
-    top_p: float = 1.0
+    top_p: float | None = 1.0
     max_new_tokens: int = 600
     seed: int | None = None
 

@@ -214,9 +214,10 @@ class OpenAIChatClient:
             "model": model,
             **self._payload(message),
             "temperature": sampling.temperature,
-            "top_p": sampling.top_p,
             "max_tokens": sampling.max_new_tokens,
         }
+        if sampling.top_p is not None:
+            payload["top_p"] = sampling.top_p
         if sampling.seed is not None:
             payload["seed"] = sampling.seed
         async with self._slots:

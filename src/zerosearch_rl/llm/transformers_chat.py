@@ -54,7 +54,7 @@ class TransformersChat:
             **enc,
             do_sample=not greedy,
             temperature=None if greedy else sampling.temperature,
-            top_p=None if greedy else sampling.top_p,
+            top_p=None if greedy else sampling.top_p,  # None: the whole distribution, not generation_config's
             top_k=None,
             max_new_tokens=sampling.max_new_tokens,
             pad_token_id=self.tokenizer.pad_token_id,

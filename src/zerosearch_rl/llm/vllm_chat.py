@@ -110,8 +110,9 @@ class VLLMChat:
         prompts = [chat_prompt_ids(self.tokenizer, m, self.system_message) for m in messages]
         errors = {i: self._prompt_error(ids) for i, ids in enumerate(prompts)}
         todo = [i for i, error in errors.items() if error is None]
-        params = [self._sampling_params(  # temperature 0 is greedy in vLLM too
-            temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=sampling.max_new_tokens,
+        params = [self._sampling_params(  # temperature 0 is greedy in vLLM too; top_p None: the whole distribution
+            temperature=sampling.temperature, top_p=1.0 if sampling.top_p is None else sampling.top_p,
+            max_tokens=sampling.max_new_tokens,
             seed=None if sampling.seed is None else sampling.seed + i,
         ) for i in todo]
         outputs = self._llm.generate([{"prompt_token_ids": prompts[i]} for i in todo], params,

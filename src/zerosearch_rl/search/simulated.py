@@ -26,7 +26,8 @@ import re
 from collections.abc import Sequence
 from typing import Literal
 
-from zerosearch_rl.config import SimulatorPrompt
+from zerosearch_rl.config import SimulatorConfig, SimulatorPrompt
+from zerosearch_rl.llm import sampling_of
 from zerosearch_rl.llm.base import ChatLLM, Completion, Sampling
 from zerosearch_rl.search.base import CountingBackend, SearchError, failure_document
 from zerosearch_rl.types import Document, SearchRequest
@@ -256,7 +257,7 @@ class SimulatedBackend(CountingBackend):
         super().__init__()
         _check_prompt(mode, prompt)
         self.llm, self.mode, self.prompt, self.topk, self.on_error = llm, mode, prompt, topk, on_error
-        self.sampling = sampling or Sampling()
+        self.sampling = sampling or sampling_of(SimulatorConfig())  # the simulator's defaults: top_p unset
         self.name = f"simulate_{mode}"
 
     def search(self, requests: Sequence[SearchRequest]) -> list[list[Document]]:
