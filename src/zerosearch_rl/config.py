@@ -167,6 +167,7 @@ class ServeConfig(_Section):
 
 
 SimulatorPrompt = Literal["zerosearch", "own"]
+Deduplicate = Literal["auto", "always", "never"]
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,10 @@ class SimulatorConfig(_Section):
                       "question nor the answer) or own (ours, for small instruct models: both kinds see the question "
                       "and answer, the Doc N: format is spelled out). simulate_sft always sends the original's prompt.")
     temperature: float = _f(0.8, "Sampling temperature of the simulator (ZeroSearch: 0.8).", ge=0.0)
+    deduplicate: Deduplicate = _f(
+        "auto", "Identical simulator requests of one batch generated once: auto (the default) only when greedy "
+                "(temperature 0, where it changes nothing); always, also when sampling (cheaper, but the samples "
+                "of a group issuing one query then share one page, not the original's independent pages); never.")
     top_p: float | None = _f(None, "Nucleus sampling mass of the simulator; null (the default, as the original) = "
                                    "not sent to a server, whose default applies (vLLM and sglang: the model's "
                                    "generation_config.json); the in-process clients then sample the whole "

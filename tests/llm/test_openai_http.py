@@ -58,7 +58,9 @@ def test_sends_one_exact_chat_request_per_message(serve, client):
     }]
     llm.generate(["again"], SAMPLING)
     assert "seed" not in server.chat_bodies()[1]
-    assert [r.path for r in server.requests] == ["/v1/chat/completions"] * 2  # no model lookup when configured
+    llm.generate(["twin", "twin"], Sampling(seed=5))  # message i is seeded with seed + i
+    assert sorted(b["seed"] for b in server.chat_bodies()[2:]) == [5, 6]
+    assert [r.path for r in server.requests] == ["/v1/chat/completions"] * 4  # no model lookup when configured
 
 
 def test_batch_order_is_kept_when_replies_finish_out_of_order(serve, client):

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from fakes.zerosearch_original import original_few_shot_prompt, original_sft_prompt
@@ -131,18 +133,52 @@ def test_each_request_gets_its_own_question_and_answer():
     assert "five useful documents" in llm.calls[0][0] and "five noisy documents" in llm.calls[0][1]
 
 
-def test_duplicates_within_a_batch_are_generated_once():
-    llm = ScriptedLLM()
-    backend = SimulatedBackend(llm, mode="sft")
-    same = req(sample_id="a")
-    batch = [same, req(sample_id="b"), req(noisy=True), req(query="other"), req(question="Another question?")]
-    pages = backend.search(batch)
-    assert len(llm.calls) == 1 and len(llm.calls[0]) == 4  # the two identical requests shared one generation
-    assert pages[0] == pages[1] and pages[0] is not pages[1]  # equal content, independent lists
+def numbered_llm():
+    """A ScriptedLLM whose every generation is a different page: shared pages show as equal ones."""
+    count = itertools.count()
+    return ScriptedLLM(reply=lambda m: f"Doc 1: generation {next(count)}")
+
+
+@pytest.mark.parametrize(
+    ("temperature", "deduplicate", "generated"),
+    [
+        (0.8, "auto", 4),  # sampling: each of the 4 identical requests gets its own page, as in the original
+        (0.0, "auto", 1),  # greedy: one generation would give 4 equal pages anyway
+        (0.8, "always", 1),  # asked for: cheaper, one page for all
+        (0.0, "never", 4),
+    ],
+)
+def test_identical_requests_are_generated_independently_unless_sharing_changes_nothing(temperature, deduplicate,
+                                                                                        generated):
+    llm = numbered_llm()
+    backend = SimulatedBackend(llm, sampling=Sampling(temperature=temperature), deduplicate=deduplicate)
+    pages = backend.search([req(sample_id=f"s{i}") for i in range(4)])  # one GRPO group, one query
+    assert len(llm.calls) == 1 and len(llm.calls[0]) == generated
+    assert len({p[0].text for p in pages}) == generated
+    assert len({id(p) for p in pages}) == 4  # independent lists, even when shared
     m = backend.metrics()
-    assert (m["search/queries"], m["search/generated"], m["search/deduplicated"]) == (5, 4, 1)
-    assert (m["search/noisy"], m["search/useful"]) == (1, 4)
+    assert (m["search/queries"], m["search/generated"], m["search/deduplicated"]) == (4, generated, 4 - generated)
+    assert m["search/prompt_tokens"] == 10 * generated and m["search/latency_s"] == 0.5 * generated
+
+
+def test_sharing_is_by_prompt_and_every_counter_counts_requests_or_generations():
+    llm = numbered_llm()
+    backend = SimulatedBackend(llm, sampling=Sampling(temperature=0.0))
+    same = req(sample_id="a")
+    batch = [same, req(sample_id="b"), req(noisy=True), req(query="other"), req(question="Another question?"),
+             req(answers=("Lima", "Ciudad de los Reyes"))]  # the last one's prompt is the first's: same first gold
+    pages = backend.search(batch)
+    assert len(llm.calls[0]) == 4
+    assert pages[0] == pages[1] == pages[5] and len({p[0].text for p in pages}) == 4
+    m = backend.metrics()
+    assert (m["search/queries"], m["search/generated"], m["search/deduplicated"]) == (6, 4, 2)
+    assert (m["search/noisy"], m["search/useful"]) == (1, 5)
     assert m["search/prompt_tokens"] == 40 and m["search/latency_s"] == 2.0
+
+
+def test_unknown_deduplicate_is_rejected():
+    with pytest.raises(ValueError, match="valid: auto, always, never"):
+        SimulatedBackend(ScriptedLLM(), deduplicate="sometimes")  # type: ignore[arg-type]
 
 
 def test_topk_and_parse_failures_are_counted():

@@ -52,12 +52,15 @@ def test_exact_prompts_for_both_kinds_reach_the_server(mode, prompt):
     assert [d.text for d in pages[1]] == [f"page {i} about tom employer" for i in (1, 2, 3)]
 
 
-def test_duplicates_are_generated_once_over_http():
+@pytest.mark.parametrize(("temperature", "generated"), [(0.8, 4), (0.0, 2)])
+def test_identical_requests_reach_the_server_once_each_when_sampling(temperature, generated):
     with FakeOpenAIServer(reply=docs_reply) as server:
-        backend = backend_for(server)
+        client = OpenAIChatClient([server.base_url], "sim", retry=RetryPolicy(0, 0.0))
+        backend = SimulatedBackend(client, topk=3, sampling=Sampling(temperature=temperature))
         pages = backend.search([REQS[0], REQS[1], REQS[0], REQS[0]])
-        assert len(server.chat_bodies()) == 2
-    assert pages[0] == pages[2] == pages[3] != pages[1]
+        assert len(server.chat_bodies()) == generated
+    assert pages[0] == pages[2] == pages[3] != pages[1]  # the fake server answers a prompt the same every time
+    assert backend.metrics()["search/generated"] == generated
 
 
 def test_a_failing_server_fails_in_bounded_time_naming_the_url():

@@ -110,6 +110,7 @@ class OpenAIChatClient:
     batch; if no server answers that lookup, ``generate`` raises ``EndpointError`` naming the URLs.
     ``timeout_s`` bounds each attempt of a request, from connecting to the last byte of the reply.
     ``system_message`` goes before each message (``llm.base.chat_messages``; the chat endpoint only).
+    With ``Sampling.seed = s`` message ``i`` of a batch is sent with seed ``s + i``, as in ``VLLMChat``.
     """
 
     def __init__(
@@ -180,7 +181,7 @@ class OpenAIChatClient:
 
     async def _batch(self, messages: list[str], sampling: Sampling) -> list[Completion]:
         model = await self._model_name()
-        return list(await asyncio.gather(*(self._one(model, m, sampling) for m in messages)))
+        return list(await asyncio.gather(*(self._one(model, m, sampling, i) for i, m in enumerate(messages))))
 
     async def _model_name(self) -> str:
         async with self._model_lock:
@@ -209,7 +210,7 @@ class OpenAIChatClient:
     def _parse(self, body: Any) -> tuple[str, int, int]:
         return _parse_reply(body)
 
-    async def _one(self, model: str, message: str, sampling: Sampling) -> Completion:
+    async def _one(self, model: str, message: str, sampling: Sampling, index: int) -> Completion:
         payload: dict[str, Any] = {
             "model": model,
             **self._payload(message),
@@ -218,8 +219,8 @@ class OpenAIChatClient:
         }
         if sampling.top_p is not None:
             payload["top_p"] = sampling.top_p
-        if sampling.seed is not None:
-            payload["seed"] = sampling.seed
+        if sampling.seed is not None:  # seed + index, as VLLMChat: equal messages of a batch get their own samples
+            payload["seed"] = sampling.seed + index
         async with self._slots:
             start = time.perf_counter()  # latency counts from here: the wait for a free slot is not the server's
             try:

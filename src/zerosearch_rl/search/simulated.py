@@ -16,7 +16,7 @@ the policy never does. Two prompt modes:
   included (``test_zerosearch_few_shot_prompts_are_the_original_byte_for_byte``); ``own`` is ours, for small
   instruct models: both kinds see the question and answer, and the ``Doc N:`` format is spelled out.
 
-Identical (query, kind, question, answers) requests of one batch are generated once.
+Each request is generated on its own, as in the original (``SimulatedBackend``'s ``deduplicate``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import re
 from collections.abc import Sequence
 from typing import Literal
 
-from zerosearch_rl.config import SimulatorConfig, SimulatorPrompt
+from zerosearch_rl.config import Deduplicate, SimulatorConfig, SimulatorPrompt
 from zerosearch_rl.llm import sampling_of
 from zerosearch_rl.llm.base import ChatLLM, Completion, Sampling
 from zerosearch_rl.search.base import CountingBackend, SearchError, failure_document
@@ -238,12 +238,15 @@ def _document(doc_id: str, body: str) -> Document:
     return Document(id=doc_id, title="", text=body)
 
 
-def _key(request: SearchRequest) -> tuple[str, bool, str, tuple[str, ...]]:
-    return (request.query.strip(), request.noisy, request.question, tuple(request.answers))
-
-
 class SimulatedBackend(CountingBackend):
-    """A search engine whose documents are written by an LLM, useful or noisy on request."""
+    """A search engine whose documents are written by an LLM, useful or noisy on request.
+
+    Every request is generated on its own, as in the original: at a temperature above 0 the samples of a
+    GRPO group that issue the same query get different pages. ``deduplicate`` (``simulator.deduplicate``)
+    shares one generation among identical prompts of a batch: ``auto`` only when greedy (temperature 0,
+    where it changes nothing), ``always`` also when sampling (cheaper, but those samples see one page),
+    ``never`` not at all.
+    """
 
     def __init__(
         self,
@@ -253,28 +256,33 @@ class SimulatedBackend(CountingBackend):
         sampling: Sampling | None = None,
         on_error: Literal["raise", "document"] = "raise",
         prompt: SimulatorPrompt = "zerosearch",
+        deduplicate: Deduplicate = "auto",
     ) -> None:
         super().__init__()
         _check_prompt(mode, prompt)
+        if deduplicate not in ("auto", "always", "never"):
+            raise ValueError(f"unknown deduplicate {deduplicate!r}; valid: auto, always, never")
         self.llm, self.mode, self.prompt, self.topk, self.on_error = llm, mode, prompt, topk, on_error
         self.sampling = sampling or sampling_of(SimulatorConfig())  # the simulator's defaults: top_p unset
+        self.deduplicate = deduplicate
         self.name = f"simulate_{mode}"
 
     def search(self, requests: Sequence[SearchRequest]) -> list[list[Document]]:
-        unique: dict[tuple[str, bool, str, tuple[str, ...]], SearchRequest] = {}
-        for r in requests:
-            unique.setdefault(_key(r), r)
-        keys = list(unique)
-        completions = self.llm.generate([build_simulator_prompt(unique[k], self.mode, self.prompt) for k in keys],
-                                         self.sampling)
-        if len(completions) != len(keys):
-            raise SearchError(f"{self.name}: the LLM returned {len(completions)} answers for {len(keys)} prompts")
-        pages = {k: self._page(k, c) for k, c in zip(keys, completions, strict=True)}
-        self.counts.update(queries=len(requests), generated=len(keys), deduplicated=len(requests) - len(keys),
+        prompts = [build_simulator_prompt(r, self.mode, self.prompt) for r in requests]
+        shared = self.deduplicate == "always" or (self.deduplicate == "auto" and self.sampling.temperature == 0)
+        todo = list(dict.fromkeys(prompts)) if shared else prompts
+        completions = self.llm.generate(todo, self.sampling)
+        if len(completions) != len(todo):
+            raise SearchError(f"{self.name}: the LLM returned {len(completions)} answers for {len(todo)} prompts")
+        pages = [self._page(p, c) for p, c in zip(todo, completions, strict=True)]
+        if shared:
+            by_prompt = dict(zip(todo, pages, strict=True))
+            pages = [by_prompt[p] for p in prompts]
+        self.counts.update(queries=len(requests), generated=len(todo), deduplicated=len(requests) - len(todo),
                            noisy=sum(r.noisy for r in requests), useful=sum(not r.noisy for r in requests))
-        return [list(pages[_key(r)]) for r in requests]
+        return [list(page) for page in pages]
 
-    def _page(self, key: tuple[str, bool, str, tuple[str, ...]], completion: Completion) -> list[Document]:
+    def _page(self, prompt: str, completion: Completion) -> list[Document]:
         self.counts.update(prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens)
         self.counts["latency_s"] += completion.latency_s  # type: ignore[assignment]
         if not completion.ok:
@@ -282,7 +290,7 @@ class SimulatedBackend(CountingBackend):
             if self.on_error == "raise":
                 raise SearchError(f"{self.name}: {completion.error}")
             return [failure_document(completion.error or "unknown error")]
-        prefix = "sim-" + hashlib.blake2b(repr(key).encode(), digest_size=6).hexdigest()
+        prefix = "sim-" + hashlib.blake2b(repr((prompt, completion.text)).encode(), digest_size=6).hexdigest()
         docs, clean = parse_documents(completion.text or "", self.topk, prefix)
         if not clean:
             self.counts["parse_failures"] += 1
