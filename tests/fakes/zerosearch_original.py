@@ -1,6 +1,7 @@
-"""The original ZeroSearch's prompts, as facts for golden tests: the f-strings of Alibaba-NLP/ZeroSearch,
-llm_agent/generation.py (``search_simulate_sft``, ``search_simulate_prompt``), copied byte for byte; only the
-function names and the ``useful`` flag (the original's ``prob > gt_threshold``) are ours. The original fills
+"""The original ZeroSearch's prompts and reply post-processing, as facts for golden tests: the f-strings and the
+return expression of Alibaba-NLP/ZeroSearch, llm_agent/generation.py (``search_simulate_sft``,
+``search_simulate_prompt``), copied byte for byte; only the function names and the ``useful`` flag (the
+original's ``prob > gt_threshold``) are ours. The original fills
 ``ground_truth`` with ``batch_search``'s ``ground_truth[index][0]``: the first gold answer."""
 
 from __future__ import annotations
@@ -73,3 +74,7 @@ Query: {query}
 Noisy Output:
 '''  # noqa: E501, W291
     return prompt
+
+
+def original_page(resuts, topk):
+    return '\n'.join(resuts.replace('\n\n', '\n').split('\n')).split(f'Doc {topk+1}')[0]

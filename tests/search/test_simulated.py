@@ -4,13 +4,15 @@ import itertools
 
 import pytest
 
-from fakes.zerosearch_original import original_few_shot_prompt, original_sft_prompt
+from fakes.zerosearch_original import original_few_shot_prompt, original_page, original_sft_prompt
 from zerosearch_rl.llm.base import Completion, Sampling
 from zerosearch_rl.search.base import SearchError
 from zerosearch_rl.search.simulated import (
     NO_ANSWER,
     SimulatedBackend,
+    SimulatedPage,
     build_simulator_prompt,
+    original_page_text,
     parse_documents,
 )
 from zerosearch_rl.types import SearchRequest
@@ -112,6 +114,38 @@ def test_parse_documents(text, texts, clean):
     assert [d.text for d in docs] == texts
     assert ok is clean
     assert len({d.id for d in docs}) == len(docs)
+
+
+@pytest.mark.parametrize(
+    ("reply", "topk", "page"),
+    [  # pages worked out by hand from the original's expression
+        (FIVE, 5, FIVE),
+        ("Doc 1: a\n\nDoc 2: b\n\n\nDoc 3: c", 5, "Doc 1: a\nDoc 2: b\n\nDoc 3: c"),  # "\n\n" -> "\n", left to right
+        ("Doc 1: a\nDoc 2: b\nDoc 3: c", 2, "Doc 1: a\nDoc 2: b\n"),  # cut at "Doc 3", its newline kept
+        ("Doc 1: see Doc 25 below\nDoc 2: b", 1, "Doc 1: see "),  # "Doc 2" inside "Doc 25" cuts too
+        ("Sure!\n\nDoc 1: a\n\n", 5, "Sure!\nDoc 1: a\n"),  # chatter stays
+        ("**Doc 1:** a\n\n**Doc 6:** f", 5, "**Doc 1:** a\n**"),
+        ("\n\n\n\nDoc 1: a", 5, "\n\nDoc 1: a"),  # not stripped here: the observation strips it
+        ("Doc 1: a\r\n\r\nDoc 2: b", 5, "Doc 1: a\r\n\r\nDoc 2: b"),  # only "\n\n" counts
+        ("", 5, ""),
+    ],
+)
+def test_original_page_text_is_the_originals_post_processing(reply, topk, page):
+    assert original_page_text(reply, topk) == page
+    assert original_page(reply, topk) == page
+
+
+def test_pages_keep_the_reply_for_the_originals_page_text():
+    replies = {"q1": "Doc 1: a\n\nDoc 2: b\nDoc 3: c", "broken": None}
+    llm = ScriptedLLM(reply=lambda m: replies[m.split("Query: ")[1].split("\n")[0]],
+                      fail=lambda m: "Query: broken" in m)
+    backend = SimulatedBackend(llm, topk=2, on_error="document")
+    ok, failed = backend.search_pages([req(query="q1"), req(query="broken")])
+    assert isinstance(ok, SimulatedPage) and ok.reply == replies["q1"]
+    assert original_page_text(ok.reply, 2) == "Doc 1: a\nDoc 2: b\n"
+    assert [d.text for d in ok.documents] == ["a", "b"]  # parse_documents as before
+    assert failed.reply is None and [d.id for d in failed.documents] == ["search-failed"]
+    assert backend.search([req(query="q1")]) == [list(ok.documents)]
 
 
 def test_titled_pages_render_like_the_engine_that_wrote_them():

@@ -2,8 +2,8 @@
 
 For each search call, an LLM is asked for five documents that are **useful** (they help answer the
 question) or **noisy** (they look relevant but do not), the kind being the call's noise decision.
-The LLM sees the question and its gold answer (so it can write useful or misleading documents);
-the policy never does. Two prompt modes:
+The LLM sees the question and its first gold answer (so it can write useful or misleading documents;
+the original's noisy few-shot prompt shows neither); the policy never does. Two prompt modes:
 
 * ``sft``: the prompt of the original's ``search_simulate_sft`` (Alibaba-NLP/ZeroSearch,
   ``llm_agent/generation.py``) byte for byte, first gold answer and trailing newline included
@@ -16,7 +16,11 @@ the policy never does. Two prompt modes:
   included (``test_zerosearch_few_shot_prompts_are_the_original_byte_for_byte``); ``own`` is ours, for small
   instruct models: both kinds see the question and answer, and the ``Doc N:`` format is spelled out.
 
-Each request is generated on its own, as in the original (``SimulatedBackend``'s ``deduplicate``).
+The request is the original's too, with the defaults of ``simulator``: max_tokens 600, temperature 0.8, no
+top_p (``tests/search/test_simulated_http.py::test_the_configured_request_body_is_the_originals``), and each
+request is generated on its own (``SimulatedBackend``'s ``deduplicate``). The reply is parsed into documents
+(``parse_documents``); ``SimulatedBackend.search_pages`` keeps it too, for ``original_page_text``, the page
+the original shows the policy.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 from zerosearch_rl.config import Deduplicate, SimulatorConfig, SimulatorPrompt
@@ -238,6 +243,25 @@ def _document(doc_id: str, body: str) -> Document:
     return Document(id=doc_id, title="", text=body)
 
 
+def original_page_text(reply: str, topk: int) -> str:
+    """The page the original makes of a simulator reply (``search_simulate_sft`` and ``search_simulate_prompt``):
+    ``'\\n'.join(resuts.replace('\\n\\n', '\\n').split('\\n')).split(f'Doc {topk+1}')[0]``, whose join of the
+    split is the identity. Each ``\\n\\n`` becomes ``\\n`` (left to right: three newlines become two), and the
+    text is cut at the first ``Doc {topk+1}``, wherever it is (inside ``Doc 25`` too, for topk 1). The original's
+    ``execute_predictions`` then makes the policy's observation of it: ``<information>{page.strip()}</information>``
+    between blank lines."""
+    return reply.replace("\n\n", "\n").split(f"Doc {topk + 1}")[0]
+
+
+@dataclass(frozen=True)
+class SimulatedPage:
+    """One simulated result page: the LLM's ``reply`` as generated (None for a failed request served as a
+    failure document) and the ``documents`` parsed from it (``parse_documents``)."""
+
+    reply: str | None
+    documents: tuple[Document, ...]
+
+
 class SimulatedBackend(CountingBackend):
     """A search engine whose documents are written by an LLM, useful or noisy on request.
 
@@ -268,6 +292,10 @@ class SimulatedBackend(CountingBackend):
         self.name = f"simulate_{mode}"
 
     def search(self, requests: Sequence[SearchRequest]) -> list[list[Document]]:
+        return [list(page.documents) for page in self.search_pages(requests)]
+
+    def search_pages(self, requests: Sequence[SearchRequest]) -> list[SimulatedPage]:
+        """``search`` with each page's reply text kept (``original_page_text`` renders it as the original)."""
         prompts = [build_simulator_prompt(r, self.mode, self.prompt) for r in requests]
         shared = self.deduplicate == "always" or (self.deduplicate == "auto" and self.sampling.temperature == 0)
         todo = list(dict.fromkeys(prompts)) if shared else prompts
@@ -280,20 +308,21 @@ class SimulatedBackend(CountingBackend):
             pages = [by_prompt[p] for p in prompts]
         self.counts.update(queries=len(requests), generated=len(todo), deduplicated=len(requests) - len(todo),
                            noisy=sum(r.noisy for r in requests), useful=sum(not r.noisy for r in requests))
-        return [list(page) for page in pages]
+        return pages
 
-    def _page(self, prompt: str, completion: Completion) -> list[Document]:
+    def _page(self, prompt: str, completion: Completion) -> SimulatedPage:
         self.counts.update(prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens)
         self.counts["latency_s"] += completion.latency_s  # type: ignore[assignment]
         if not completion.ok:
             self.counts["failures"] += 1
             if self.on_error == "raise":
                 raise SearchError(f"{self.name}: {completion.error}")
-            return [failure_document(completion.error or "unknown error")]
+            return SimulatedPage(None, (failure_document(completion.error or "unknown error"),))
         prefix = "sim-" + hashlib.blake2b(repr((prompt, completion.text)).encode(), digest_size=6).hexdigest()
-        docs, clean = parse_documents(completion.text or "", self.topk, prefix)
+        reply = completion.text or ""
+        docs, clean = parse_documents(reply, self.topk, prefix)
         if not clean:
             self.counts["parse_failures"] += 1
         if not docs:
             self.counts["empty_pages"] += 1
-        return docs
+        return SimulatedPage(reply, tuple(docs))
