@@ -318,8 +318,8 @@ class SimulatedBackend(CountingBackend):
             if self.on_error == "raise":
                 raise SearchError(f"{self.name}: {completion.error}")
             return SimulatedPage(None, (failure_document(completion.error or "unknown error"),))
-        prefix = "sim-" + hashlib.blake2b(repr((prompt, completion.text)).encode(), digest_size=6).hexdigest()
         reply = completion.text or ""
+        prefix = "sim-" + hashlib.blake2b(repr((prompt, reply)).encode(), digest_size=6).hexdigest()
         docs, clean = parse_documents(reply, self.topk, prefix)
         if not clean:
             self.counts["parse_failures"] += 1
