@@ -4,6 +4,7 @@ import itertools
 
 import pytest
 
+# Facts: the original's f-strings and post-processing, copied from Alibaba-NLP/ZeroSearch llm_agent/generation.py
 from fakes.zerosearch_original import original_few_shot_prompt, original_page, original_sft_prompt
 from zerosearch_rl.llm.base import Completion, Sampling
 from zerosearch_rl.search.base import SearchError
