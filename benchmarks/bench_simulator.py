@@ -30,11 +30,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from zerosearch_rl.llm.base import Sampling
+from zerosearch_rl.llm.base import Sampling, chat_messages
 from zerosearch_rl.llm.openai_http import OpenAIChatClient
 
 MODEL = "bench-simulator"
-SAMPLING = Sampling(temperature=0.8, max_new_tokens=600)
+SAMPLING = Sampling(temperature=0.8, top_p=None, max_new_tokens=600)  # the original's: no top_p
 DOCS = "\n".join(f"Doc {i}: " + " ".join(["lorem"] * 30) for i in range(1, 6))  # five docs of ~30 words
 
 
@@ -79,8 +79,8 @@ def reference(http: httpx.Client, base_url: str, queries: list[str], threads: in
     """The original design: one blocking request per query, ``threads`` workers."""
     def one(query: str) -> str:
         response = http.post(f"{base_url}/chat/completions", json={
-            "model": MODEL, "messages": [{"role": "user", "content": query}],
-            "temperature": SAMPLING.temperature, "top_p": SAMPLING.top_p, "max_tokens": SAMPLING.max_new_tokens,
+            "model": MODEL, "messages": chat_messages(query, ""),
+            "temperature": SAMPLING.temperature, "max_tokens": SAMPLING.max_new_tokens,
         })
         response.raise_for_status()
         return response.json()["choices"][0]["message"]["content"]

@@ -66,6 +66,10 @@ def test_override_values_are_typed():
         (["trainer.batch_size=0"], r"trainer.batch_size must be >= 1, got 0"),
         (["curriculum.end=1.5"], r"curriculum.end must be <= 1.0, got 1.5"),
         (["rollout.top_p=0"], r"rollout.top_p must be > 0.0"),
+        (["simulator.top_p=0"], r"simulator.top_p must be > 0.0, got 0.0"),  # null is the default: a set value
+        (["simulator.top_p=1.5"], r"simulator.top_p must be <= 1.0, got 1.5"),  # is checked all the same
+        (["simulator.top_p=most"], r"simulator.top_p: expected a number, got 'most'"),
+        (["simulator.prompt=mine"], r"simulator.prompt: 'mine' is not valid; valid: zerosearch, own"),
         (["eval.methods=[agent, oracle]"], r"eval.methods: 'oracle' is not valid; valid: direct, cot, rag, agent"),
         (["trainer.lr"], r"must look like section.field=value"),
         (["lr=1"], r"must look like section.field=value"),

@@ -253,7 +253,7 @@ def test_sft_set_prompt_is_the_simulate_sft_prompt_and_completion_round_trips(tm
         # renders a simulated page exactly as the engine's
         assert clean and [(d.title, d.text) for d in docs] == [(d.title, " ".join(d.text.split())) for d in r.documents]
         assert render_information(docs) == render_information(r.documents)
-    assert rows[1]["prompt"].endswith("Query: Ada Kowalski birthplace\nNoisy Output:")
+    assert rows[1]["prompt"].endswith("Query: Ada Kowalski birthplace\nNoisy Output:\n")
     assert read_sft_set(tmp_path / "sft.jsonl")[0] == {"prompt": rows[0]["prompt"], "completion": rows[0]["completion"]}
 
 
@@ -286,7 +286,7 @@ def test_swapped_noisy_pages_give_each_useful_query_a_page_without_its_answer(tm
     assert "Bo Lund was born in Veland." in noisy["Ada Kowalski born"]["completion"]
     assert "Bo Lund was born in Veland." in noisy["Cy Marr born"]["completion"]
     assert "Marlow" in noisy["Bo Lund born"]["completion"]
-    assert all(r["prompt"].endswith(f"Query: {q}\nNoisy Output:") for q, r in noisy.items())
+    assert all(r["prompt"].endswith(f"Query: {q}\nNoisy Output:\n") for q, r in noisy.items())
     with pytest.raises(ConfigError, match=r"sim\.noisy_pages: .mixed. is not valid; valid: judged, swapped"):
         write_sft_set(tmp_path / "l.jsonl", tmp_path / "sft.jsonl", noisy_pages="mixed")
 

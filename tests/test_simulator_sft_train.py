@@ -14,7 +14,7 @@ from fakes.search_records import record
 from zerosearch_rl.config import SimConfig, load_config
 from zerosearch_rl.data import load_examples
 from zerosearch_rl.demo import asset
-from zerosearch_rl.llm.base import Sampling
+from zerosearch_rl.llm.base import Sampling, render_chat
 from zerosearch_rl.llm.transformers_chat import TransformersChat
 from zerosearch_rl.search import build_backend
 from zerosearch_rl.search.bm25 import BM25Backend
@@ -71,10 +71,9 @@ def test_loss_is_on_the_completion_only(tmp_path, mini_chain, chat):
     first = json.loads((mini_chain / "sft.jsonl").read_text().splitlines()[0])
     example = trainer.train_dataset[0]
     ids, labels = example["input_ids"], example["labels"]
-    prompt = (tok.apply_chat_template([{"role": "user", "content": first["prompt"]}], add_generation_prompt=True,
-                                      tokenize=False) if chat else first["prompt"])
+    prompt = render_chat(tok, first["prompt"], "")  # the template after an empty system message, as served
     n_prompt = len(tok(prompt, add_special_tokens=False)["input_ids"])
-    completion = tok("\n" + first["completion"], add_special_tokens=False)["input_ids"]
+    completion = tok(first["completion"], add_special_tokens=False)["input_ids"]
     assert n_prompt > 20 and set(labels[:n_prompt]) == {-100}  # no loss on any prompt token
     assert labels[n_prompt:] == ids[n_prompt:]  # loss on every completion token ...
     assert ids[n_prompt : n_prompt + len(completion)] == completion  # ... which are the engine's documents

@@ -49,8 +49,10 @@ def _train(args: argparse.Namespace) -> None:
     from zerosearch_rl.simulator_sft import train_simulator
     from zerosearch_rl.simulator_sft.train import read_summary
 
-    sim = _config(args).sim
-    path = train_simulator(sim.sft_path, sim.base_model, sim.output_dir, sim)
+    cfg = _config(args)
+    sim = cfg.sim
+    path = train_simulator(sim.sft_path, sim.base_model, sim.output_dir, sim,
+                           system_message=cfg.simulator.system_message)
     s = read_summary(path)
     print(f"trained {s['base_model']} on {s['examples']} pairs, {s['steps']} steps in {s['seconds']:.0f} s: loss "
           f"{s['first_loss']:.3f} -> {s['last_loss']:.3f}; simulator saved to {path} "

@@ -185,6 +185,10 @@ class ServeConfig(_Section):
     seed: int = _f(0, "Seed of the server's noise draws.")
 
 
+SimulatorPrompt = Literal["zerosearch", "own"]
+Deduplicate = Literal["auto", "always", "never"]
+
+
 @dataclass(frozen=True)
 class SimulatorConfig(_Section):
     section: ClassVar[str] = "simulator"
@@ -195,8 +199,25 @@ class SimulatorConfig(_Section):
                         "empty = the first one listed by /v1/models).")
     base_urls: tuple[str, ...] = _f((), "OpenAI-compatible base URLs (ending in /v1); fail-over in order.")
     api_key_env: str = _f("", "Environment variable holding the server's API key (never logged).")
+    system_message: str | None = _f(
+        "", "System message before each simulator prompt. \"\" (the default) = an empty one, as the original "
+            "ZeroSearch sends; null = none, so the chat template writes its default (Qwen2.5's: \"You are Qwen, "
+            "created by Alibaba Cloud...\"), not the input the released simulators were tuned on. `sim train` "
+            "fine-tunes with it too.")
+    prompt: SimulatorPrompt = _f(
+        "zerosearch", "Few-shot prompts of search.backend=simulate_prompt: zerosearch (the default: the original's, "
+                      "byte for byte, a George Washington Bridge demonstration; its noisy prompt shows neither the "
+                      "question nor the answer) or own (ours, for small instruct models: both kinds see the question "
+                      "and answer, the Doc N: format is spelled out). simulate_sft always sends the original's prompt.")
     temperature: float = _f(0.8, "Sampling temperature of the simulator (ZeroSearch: 0.8).", ge=0.0)
-    top_p: float = _f(1.0, "Nucleus sampling mass of the simulator.", gt=0.0, le=1.0)
+    deduplicate: Deduplicate = _f(
+        "auto", "Identical simulator requests of one batch generated once: auto (the default) only when greedy "
+                "(temperature 0, where it changes nothing); always, also when sampling (cheaper, but the samples "
+                "of a group issuing one query then share one page, not the original's independent pages); never.")
+    top_p: float | None = _f(None, "Nucleus sampling mass of the simulator; null (the default, as the original) = "
+                                   "not sent to a server, whose default applies (vLLM and sglang: the model's "
+                                   "generation_config.json); the in-process clients then sample the whole "
+                                   "distribution.", gt=0.0, le=1.0)
     max_new_tokens: int = _f(600, "Tokens per simulated result page (ZeroSearch: 600).", ge=1)
     concurrency: int = _f(320, "Requests in flight at once against the servers (ZeroSearch's step: 64 prompts "
                                "x 5 samples = 320 searches a turn).", ge=1)

@@ -101,9 +101,10 @@ def run_demo(out_dir: str | Path = "runs/engines", simulator: bool = True,
         from zerosearch_rl.packaged_models import smollm2_instruct
         from zerosearch_rl.search.simulated import SimulatedBackend
 
-        console.print("[bold]3/3[/] simulated engine: SmolLM2-135M-Instruct, few-shot prompt (simulate_prompt)")
+        console.print("[bold]3/3[/] simulated engine: SmolLM2-135M-Instruct, our few-shot prompt (simulate_prompt)")
         llm = TransformersChat.from_pretrained(str(smollm2_instruct()), batch_size=len(examples))
-        sim = SimulatedBackend(llm, mode="prompt", topk=5, sampling=Sampling(temperature=0.0, max_new_tokens=120))
+        sim = SimulatedBackend(llm, mode="prompt", topk=5, sampling=Sampling(temperature=0.0, max_new_tokens=120),
+                               prompt="own")
         scores.append(score_engine("simulated useful", sim, examples, noisy=False))
         scores.append(score_engine("simulated noisy", sim, examples, noisy=True))
 

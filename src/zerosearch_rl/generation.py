@@ -46,9 +46,9 @@ class TokenGenerator(Protocol):
                  sampling: Sampling) -> list[Generated]: ...
 
 
-def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Mask (to -inf) the tokens outside the smallest set whose probability reaches ``top_p``."""
-    if top_p >= 1.0:
+def top_p_filter(logits: torch.Tensor, top_p: float | None) -> torch.Tensor:
+    """Mask (to -inf) the tokens outside the smallest set whose probability reaches ``top_p`` (None: none)."""
+    if top_p is None or top_p >= 1.0:
         return logits
     sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
     cumulative = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)

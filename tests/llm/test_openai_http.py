@@ -52,12 +52,15 @@ def test_sends_one_exact_chat_request_per_message(serve, client):
     assert (done.prompt_tokens, done.completion_tokens) == (3, 3)
     assert done.latency_s > 0
     assert server.chat_bodies() == [{
-        "model": "sim-7b", "messages": [{"role": "user", "content": "who wrote hamlet"}],
+        "model": "sim-7b",
+        "messages": [{"role": "system", "content": ""}, {"role": "user", "content": "who wrote hamlet"}],
         "temperature": 0.3, "top_p": 0.9, "max_tokens": 17, "seed": 5,
     }]
     llm.generate(["again"], SAMPLING)
     assert "seed" not in server.chat_bodies()[1]
-    assert [r.path for r in server.requests] == ["/v1/chat/completions"] * 2  # no model lookup when configured
+    llm.generate(["twin", "twin"], Sampling(seed=5))  # message i is seeded with seed + i
+    assert sorted(b["seed"] for b in server.chat_bodies()[2:]) == [5, 6]
+    assert [r.path for r in server.requests] == ["/v1/chat/completions"] * 4  # no model lookup when configured
 
 
 def test_batch_order_is_kept_when_replies_finish_out_of_order(serve, client):
@@ -115,7 +118,7 @@ def test_a_request_failing_every_retry_is_an_error_naming_the_url_in_bounded_tim
     elapsed = time.perf_counter() - start
     assert [c.text for c in out] == ["ok", None, "fine"]  # neighbours are unharmed
     assert server.base_url in out[1].error and "HTTP 500" in out[1].error
-    assert len([b for b in server.chat_bodies() if b["messages"][0]["content"] == "bad"]) == policy.attempts
+    assert len([b for b in server.chat_bodies() if b["messages"][-1]["content"] == "bad"]) == policy.attempts
     assert elapsed < sum(policy.delay(i) for i in range(policy.max_retries)) + 2.0
 
 

@@ -29,8 +29,8 @@ GREEDY = Sampling(temperature=0.0, max_new_tokens=24)
 
 
 def expected_prompt(tokenizer, message: str) -> list[int]:
-    """What TEMPLATE renders, written out by hand."""
-    return tokenizer.encode(f"<s> {message} answer :", add_special_tokens=False)
+    """What TEMPLATE renders after the default (empty) system message, written out by hand."""
+    return tokenizer.encode(f"<s>  <s> {message} answer :", add_special_tokens=False)
 
 
 @pytest.fixture(scope="module")
@@ -122,10 +122,12 @@ def test_a_prompt_too_long_fails_alone(chat):
 
 def test_prompt_is_the_chat_template_when_there_is_one_else_the_raw_message():
     tokenizer = tiny_tokenizer()
-    assert chat_prompt_ids(tokenizer, "who is ada") == tokenizer.encode("who is ada", add_special_tokens=False)
-    assert tokenizer.bos_token_id not in chat_prompt_ids(tokenizer, "who is ada")  # no BOS added
+    assert chat_prompt_ids(tokenizer, "who is ada", "") == tokenizer.encode("who is ada", add_special_tokens=False)
+    assert tokenizer.bos_token_id not in chat_prompt_ids(tokenizer, "who is ada", "")  # no BOS added
     tokenizer.chat_template = TEMPLATE
-    assert chat_prompt_ids(tokenizer, "who is ada") == expected_prompt(tokenizer, "who is ada")
+    assert chat_prompt_ids(tokenizer, "who is ada", "") == expected_prompt(tokenizer, "who is ada")
+    assert chat_prompt_ids(tokenizer, "who is ada", None) == tokenizer.encode("<s> who is ada answer :",
+                                                                              add_special_tokens=False)
 
 
 def test_empty_model_names_the_config_key():

@@ -1,13 +1,19 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
+# Facts: the original's f-strings and post-processing, copied from Alibaba-NLP/ZeroSearch llm_agent/generation.py
+from fakes.zerosearch_original import original_few_shot_prompt, original_page, original_sft_prompt
 from zerosearch_rl.llm.base import Completion, Sampling
 from zerosearch_rl.search.base import SearchError
 from zerosearch_rl.search.simulated import (
-    SFT_TEMPLATE,
+    NO_ANSWER,
     SimulatedBackend,
+    SimulatedPage,
     build_simulator_prompt,
+    original_page_text,
     parse_documents,
 )
 from zerosearch_rl.types import SearchRequest
@@ -35,27 +41,36 @@ def req(query="capital of peru", question="What is the capital of Peru?", answer
     return SearchRequest(query=query, question=question, answers=answers, noisy=noisy, **kw)
 
 
-def test_sft_prompt_is_the_released_checkpoints_format_for_both_kinds():
-    for noisy, kind in ((False, "useful"), (True, "noisy")):
-        prompt = build_simulator_prompt(req(noisy=noisy, answers=("Lima", "Lima, Peru")), "sft")
-        assert prompt == (
-            "You are the Google search engine.\n"
-            f"Given a query, you need to generate five {kind} documents for the query.\n"
-            "\n"
-            'The user is trying to answer the question: "What is the capital of Peru?" whose answer is '
-            "Lima, Lima, Peru.\n"
-            f"Each document should contain about 30 words, and these documents should contain {kind} information.\n"
-            "\n"
-            "Query: capital of peru\n"
-            f"{kind.capitalize()} Output:"
-        )
-        assert len(prompt.split("\n")) == 8
-    assert SFT_TEMPLATE.count("{kind}") == 2
+PROMPT_CASES = [  # (question, golds, query); the original's answer slot is golds[0]
+    ("What is the capital of Peru?", ("Lima", "Lima, Peru"), "capital of peru"),
+    ('Who said "to be or not to be"?', ("William Shakespeare", "Shakespeare", "the Bard"), "'to be or not' quote"),
+    ("Où est né Gauß?", ("Braunschweig",), "Gauß Geburtsort 出生地 🎓"),
+    ("Which set is {x | x > 0}?", ("{1, 2}",), "set {x} notation"),  # braces are text, never a format field
+    ("Who is Ada?", (), "ada"),  # no gold: the original cannot run; ours writes NO_ANSWER in the slot
+]
 
 
-def test_few_shot_prompt_carries_a_demonstration_of_the_same_kind():
-    useful = build_simulator_prompt(req(noisy=False), "prompt")
-    noisy = build_simulator_prompt(req(noisy=True), "prompt")
+@pytest.mark.parametrize("noisy", [False, True], ids=["useful", "noisy"])
+@pytest.mark.parametrize(("question", "golds", "query"), PROMPT_CASES)
+def test_sft_prompt_is_the_original_byte_for_byte(question, golds, query, noisy):
+    prompt = build_simulator_prompt(req(query=query, question=question, answers=golds, noisy=noisy), "sft")
+    assert prompt == original_sft_prompt(question, golds[0] if golds else NO_ANSWER, query, not noisy)
+
+
+@pytest.mark.parametrize("noisy", [False, True], ids=["useful", "noisy"])
+@pytest.mark.parametrize(("question", "golds", "query"), PROMPT_CASES)
+def test_zerosearch_few_shot_prompts_are_the_original_byte_for_byte(question, golds, query, noisy):
+    request = req(query=query, question=question, answers=golds, noisy=noisy)
+    expected = original_few_shot_prompt(question, golds[0] if golds else NO_ANSWER, query, not noisy)
+    assert build_simulator_prompt(request, "prompt") == expected  # zerosearch is the default
+    assert build_simulator_prompt(request, "prompt", "zerosearch") == expected
+    assert build_simulator_prompt(request, "sft", "own") == original_sft_prompt(  # sft has one prompt
+        question, golds[0] if golds else NO_ANSWER, query, not noisy)
+
+
+def test_own_few_shot_prompt_carries_a_demonstration_of_the_same_kind():
+    useful = build_simulator_prompt(req(noisy=False), "prompt", "own")
+    noisy = build_simulator_prompt(req(noisy=True), "prompt", "own")
     assert "must be useful" in useful and "must be noisy" in noisy
     assert "Athens, Greece, in April 1896" in useful and "Athens, Greece" not in noisy  # demo docs match the kind
     for p in (useful, noisy):
@@ -63,6 +78,8 @@ def test_few_shot_prompt_carries_a_demonstration_of_the_same_kind():
         assert '"What is the capital of Peru?" whose answer is Lima' in p
     with pytest.raises(ValueError, match="valid: sft, prompt"):
         build_simulator_prompt(req(), "chat")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="valid: zerosearch, own"):
+        build_simulator_prompt(req(), "prompt", "mine")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -100,6 +117,38 @@ def test_parse_documents(text, texts, clean):
     assert len({d.id for d in docs}) == len(docs)
 
 
+@pytest.mark.parametrize(
+    ("reply", "topk", "page"),
+    [  # pages worked out by hand from the original's expression
+        (FIVE, 5, FIVE),
+        ("Doc 1: a\n\nDoc 2: b\n\n\nDoc 3: c", 5, "Doc 1: a\nDoc 2: b\n\nDoc 3: c"),  # "\n\n" -> "\n", left to right
+        ("Doc 1: a\nDoc 2: b\nDoc 3: c", 2, "Doc 1: a\nDoc 2: b\n"),  # cut at "Doc 3", its newline kept
+        ("Doc 1: see Doc 25 below\nDoc 2: b", 1, "Doc 1: see "),  # "Doc 2" inside "Doc 25" cuts too
+        ("Sure!\n\nDoc 1: a\n\n", 5, "Sure!\nDoc 1: a\n"),  # chatter stays
+        ("**Doc 1:** a\n\n**Doc 6:** f", 5, "**Doc 1:** a\n**"),
+        ("\n\n\n\nDoc 1: a", 5, "\n\nDoc 1: a"),  # not stripped here: the observation strips it
+        ("Doc 1: a\r\n\r\nDoc 2: b", 5, "Doc 1: a\r\n\r\nDoc 2: b"),  # only "\n\n" counts
+        ("", 5, ""),
+    ],
+)
+def test_original_page_text_is_the_originals_post_processing(reply, topk, page):
+    assert original_page_text(reply, topk) == page
+    assert original_page(reply, topk) == page
+
+
+def test_pages_keep_the_reply_for_the_originals_page_text():
+    replies = {"q1": "Doc 1: a\n\nDoc 2: b\nDoc 3: c", "broken": None}
+    llm = ScriptedLLM(reply=lambda m: replies[m.split("Query: ")[1].split("\n")[0]],
+                      fail=lambda m: "Query: broken" in m)
+    backend = SimulatedBackend(llm, topk=2, on_error="document")
+    ok, failed = backend.search_pages([req(query="q1"), req(query="broken")])
+    assert isinstance(ok, SimulatedPage) and ok.reply == replies["q1"]
+    assert original_page_text(ok.reply, 2) == "Doc 1: a\nDoc 2: b\n"
+    assert [d.text for d in ok.documents] == ["a", "b"]  # parse_documents as before
+    assert failed.reply is None and [d.id for d in failed.documents] == ["search-failed"]
+    assert backend.search([req(query="q1")]) == [list(ok.documents)]
+
+
 def test_titled_pages_render_like_the_engine_that_wrote_them():
     page = ("Doc 1: (Title: Ada Kowalski) Ada was born in Marlow.\nDoc 2: plain text\n"
             "Doc 3: (Title: Mercury (planet)) Hot.")
@@ -119,18 +168,52 @@ def test_each_request_gets_its_own_question_and_answer():
     assert "five useful documents" in llm.calls[0][0] and "five noisy documents" in llm.calls[0][1]
 
 
-def test_duplicates_within_a_batch_are_generated_once():
-    llm = ScriptedLLM()
-    backend = SimulatedBackend(llm, mode="sft")
-    same = req(sample_id="a")
-    batch = [same, req(sample_id="b"), req(noisy=True), req(query="other"), req(question="Another question?")]
-    pages = backend.search(batch)
-    assert len(llm.calls) == 1 and len(llm.calls[0]) == 4  # the two identical requests shared one generation
-    assert pages[0] == pages[1] and pages[0] is not pages[1]  # equal content, independent lists
+def numbered_llm():
+    """A ScriptedLLM whose every generation is a different page: shared pages show as equal ones."""
+    count = itertools.count()
+    return ScriptedLLM(reply=lambda m: f"Doc 1: generation {next(count)}")
+
+
+@pytest.mark.parametrize(
+    ("temperature", "deduplicate", "generated"),
+    [
+        (0.8, "auto", 4),  # sampling: each of the 4 identical requests gets its own page, as in the original
+        (0.0, "auto", 1),  # greedy: one generation would give 4 equal pages anyway
+        (0.8, "always", 1),  # asked for: cheaper, one page for all
+        (0.0, "never", 4),
+    ],
+)
+def test_identical_requests_are_generated_independently_unless_sharing_changes_nothing(temperature, deduplicate,
+                                                                                        generated):
+    llm = numbered_llm()
+    backend = SimulatedBackend(llm, sampling=Sampling(temperature=temperature), deduplicate=deduplicate)
+    pages = backend.search([req(sample_id=f"s{i}") for i in range(4)])  # one GRPO group, one query
+    assert len(llm.calls) == 1 and len(llm.calls[0]) == generated
+    assert len({p[0].text for p in pages}) == generated
+    assert len({id(p) for p in pages}) == 4  # independent lists, even when shared
     m = backend.metrics()
-    assert (m["search/queries"], m["search/generated"], m["search/deduplicated"]) == (5, 4, 1)
-    assert (m["search/noisy"], m["search/useful"]) == (1, 4)
+    assert (m["search/queries"], m["search/generated"], m["search/deduplicated"]) == (4, generated, 4 - generated)
+    assert m["search/prompt_tokens"] == 10 * generated and m["search/latency_s"] == 0.5 * generated
+
+
+def test_sharing_is_by_prompt_and_every_counter_counts_requests_or_generations():
+    llm = numbered_llm()
+    backend = SimulatedBackend(llm, sampling=Sampling(temperature=0.0))
+    same = req(sample_id="a")
+    batch = [same, req(sample_id="b"), req(noisy=True), req(query="other"), req(question="Another question?"),
+             req(answers=("Lima", "Ciudad de los Reyes"))]  # the last one's prompt is the first's: same first gold
+    pages = backend.search(batch)
+    assert len(llm.calls[0]) == 4
+    assert pages[0] == pages[1] == pages[5] and len({p[0].text for p in pages}) == 4
+    m = backend.metrics()
+    assert (m["search/queries"], m["search/generated"], m["search/deduplicated"]) == (6, 4, 2)
+    assert (m["search/noisy"], m["search/useful"]) == (1, 5)
     assert m["search/prompt_tokens"] == 40 and m["search/latency_s"] == 2.0
+
+
+def test_unknown_deduplicate_is_rejected():
+    with pytest.raises(ValueError, match="valid: auto, always, never"):
+        SimulatedBackend(ScriptedLLM(), deduplicate="sometimes")  # type: ignore[arg-type]
 
 
 def test_topk_and_parse_failures_are_counted():
@@ -167,3 +250,5 @@ def test_sampling_reaches_the_llm():
 def test_unknown_mode_is_rejected():
     with pytest.raises(ValueError, match="valid: sft, prompt"):
         SimulatedBackend(ScriptedLLM(), mode="fewshot")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="valid: zerosearch, own"):
+        SimulatedBackend(ScriptedLLM(), mode="prompt", prompt="mine")  # type: ignore[arg-type]

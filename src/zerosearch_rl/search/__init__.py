@@ -19,7 +19,8 @@ def _simulated(cfg: Config, name: str) -> SearchBackend:
 
     mode: Literal["sft", "prompt"] = "sft" if name == "simulate_sft" else "prompt"
     return SimulatedBackend(build_chat_llm(cfg.simulator), mode=mode, topk=cfg.search.topk,
-                            sampling=sampling_of(cfg.simulator), on_error=cfg.search.on_error)
+                            sampling=sampling_of(cfg.simulator), on_error=cfg.search.on_error,
+                            prompt=cfg.simulator.prompt, deduplicate=cfg.simulator.deduplicate)
 
 
 def _bm25(cfg: Config, name: str) -> SearchBackend:

@@ -2,15 +2,25 @@
 
 For each search call, an LLM is asked for five documents that are **useful** (they help answer the
 question) or **noisy** (they look relevant but do not), the kind being the call's noise decision.
-The LLM sees the question and its gold answer (so it can write useful or misleading documents);
-the policy never does. Two prompt modes:
+The LLM sees the question and its first gold answer (so it can write useful or misleading documents;
+the original's noisy few-shot prompt shows neither); the policy never does. Two prompt modes:
 
-* ``sft``: exactly the prompt that the released ZeroSearch simulator checkpoints were fine-tuned on
-  (DESIGN.md), sent as the user message of a chat request, so ``Simulation_LLM_*`` checkpoints
-  served by sglang or vLLM behave as in the paper.
-* ``prompt``: a few-shot prompt for a plain instruct model, with our own demonstration results.
+* ``sft``: the prompt of the original's ``search_simulate_sft`` (Alibaba-NLP/ZeroSearch,
+  ``llm_agent/generation.py``) byte for byte, first gold answer and trailing newline included
+  (``tests/search/test_simulated.py::test_sft_prompt_is_the_original_byte_for_byte``): the input the
+  released ``Simulation_LLM_*`` checkpoints were fine-tuned on, sent as the user message of a chat
+  request after the original's empty system message (``llm.base.chat_messages``,
+  ``simulator.system_message``), so those checkpoints served by sglang or vLLM behave as in the paper.
+* ``prompt``: a few-shot prompt for a plain instruct model: by default (``simulator.prompt: zerosearch``)
+  the original's ``search_simulate_prompt`` prompts byte for byte, George Washington Bridge demonstrations
+  included (``test_zerosearch_few_shot_prompts_are_the_original_byte_for_byte``); ``own`` is ours, for small
+  instruct models: both kinds see the question and answer, and the ``Doc N:`` format is spelled out.
 
-Identical (query, kind, question, answers) requests of one batch are generated once.
+The request is the original's too, with the defaults of ``simulator``: max_tokens 600, temperature 0.8, no
+top_p (``tests/search/test_simulated_http.py::test_the_configured_request_body_is_the_originals``), and each
+request is generated on its own (``SimulatedBackend``'s ``deduplicate``). The reply is parsed into documents
+(``parse_documents``); ``SimulatedBackend.search_pages`` keeps it too, for ``original_page_text``, the page
+the original shows the policy.
 """
 
 from __future__ import annotations
@@ -18,8 +28,11 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
+from zerosearch_rl.config import Deduplicate, SimulatorConfig, SimulatorPrompt
+from zerosearch_rl.llm import sampling_of
 from zerosearch_rl.llm.base import ChatLLM, Completion, Sampling
 from zerosearch_rl.search.base import CountingBackend, SearchError, failure_document
 from zerosearch_rl.types import Document, SearchRequest
@@ -34,8 +47,78 @@ SFT_TEMPLATE = (
     "Each document should contain about 30 words, and these documents should contain {kind} information.\n"
     "\n"
     "Query: {query}\n"
-    "{Kind} Output:"
+    "{Kind} Output:\n"
 )
+"""The prompt of ``search_simulate_sft`` in ZeroSearch's ``llm_agent/generation.py``, byte for byte (its trailing
+newline included): the input the released ``Simulation_LLM_*`` checkpoints were fine-tuned on."""
+
+NO_ANSWER = "unknown"
+"""The answer slot of a request without gold answers. The original cannot run without one (``batch_search``
+indexes ``ground_truth[index][0]``); here a bare question (``zerosearch search`` without ``--answer``) still
+gets a page."""
+
+ZEROSEARCH_PROMPT_TEMPLATES = {
+    "useful": (
+        "You are the Google search engine.\n"
+        "Given a query, you need to imitate the style of the following demos and generate five useful"
+        " documents for the query.\n"
+        "\n"
+        "Here is an example:\n"
+        "Query: George Washington Bridge opening year\n"
+        "Useful Output:\n"
+        "Doc 1: The George Washington Bridge, an iconic structure connecting New York City to New Jersey,"
+        " opened on October 25, 1931. Designed by Othmar Ammann, it marked a major milestone in civil"
+        " engineering.\n"
+        "Doc 2: Originally the Hudson River Bridge, the George Washington Bridge was named after the U.S.'s"
+        " first president. Its 3,500-foot suspension span was the world's longest at completion in 1931.\n"
+        "Doc 3: The bridge was modified in 1962 with added lower deck lanes, increasing capacity and easing"
+        " congestion. This expansion transformed the bridge into a double-decked structure with twelve"
+        " lanes.\n"
+        "Doc 4: Constructed over four years, the George Washington Bridge's steel towers and cables"
+        " exemplified engineering progress. It crucially linked New York and New Jersey's transportation"
+        " networks.\n"
+        "Doc 5: Handling over 103 million annual vehicles, the George Washington Bridge is globally one of"
+        " the busiest. The Port Authority of NY and NJ oversees its traffic and infrastructure maintenance.\n"
+        "\n"
+        'The user is trying to answer the question: "{question}" whose answer is {answer}.\n'
+        "You should generate documents that can help the user find the answer.\n"
+        "Each document should contain about 30 words.\n"
+        "You must directly output the English documents and not output any other texts.\n"
+        "\n"
+        "Query: {query}\n"
+        "Useful Output:\n"
+    ),
+    "noisy": (
+        "You are the Google search engine. \n"
+        "Given a query, you need to imitate the style of the following demos and generate five related but"
+        " noisy documents for the query.\n"
+        "\n"
+        "Here is an example:\n"
+        "Query: George Washington Bridge opening year\n"
+        "Noisy Output:\n"
+        "Doc 1: The George Washington Bridge was a significant addition to New York's infrastructure, but"
+        " there were many challenges during its construction, including budget overruns and worker strikes.\n"
+        "Doc 2: While often mistaken for the opening of another iconic bridge, the Brooklyn Bridge, the"
+        " George Washington Bridge has its own storied history involving political maneuvering and urban"
+        " planning debates that shaped the bridge's final design.\n"
+        "Doc 3: Discussions about the naming of the George Washington Bridge are interesting, as it was"
+        " named to honor the first President of the United States. The name choice was significant given the"
+        " geographical and historical implications of Washington's legacy.\n"
+        "Doc 4: The bridge has been a point of contention over toll increases, traffic congestion solutions,"
+        " and environmental impact assessments, which continue to affect policy decisions in the area.\n"
+        "Doc 5: Considerations around the visual and architectural design of the George Washington Bridge"
+        " also played a crucial role in its legacy as a landmark, balancing aesthetics with functionality.\n"
+        "\n"
+        "Each document should contain about 30 words, and these documents should contain related but noisy"
+        " information.\n"
+        "You must directly output the English documents and not output any other texts.\n"
+        "\n"
+        "Query: {query}\n"
+        "Noisy Output:\n"
+    ),
+}
+"""The two few-shot prompts of the original's ``search_simulate_prompt``, byte for byte (the noisy one's first
+line ends with a space there too, and shows the simulator neither the question nor its answer)."""
 
 _FEW_SHOT_QUESTION = "Which city hosted the first modern Olympic Games?"
 _FEW_SHOT_ANSWER = "Athens"
@@ -72,7 +155,7 @@ _KIND_GOAL = {
     "noisy": "The results must be noisy: they should look relevant to the query but must not contain the "
              "correct answer or anything that leads to it.",
 }
-PROMPT_TEMPLATE = (
+OWN_PROMPT_TEMPLATE = (
     "You are a web search engine. For the search query below, write five search results, one per line, "
     "each starting with \"Doc N:\" and about 30 words long. {goal}\n"
     "\n"
@@ -95,23 +178,33 @@ def _kind(noisy: bool) -> str:
     return "noisy" if noisy else "useful"
 
 
-def join_answers(answers: Sequence[str]) -> str:
-    """Several gold answers as one phrase of the prompt (they are aliases of one answer)."""
-    return ", ".join(answers) if answers else "unknown"
+def first_answer(answers: Sequence[str]) -> str:
+    """The answer slot of every simulator prompt: the first gold answer only, as the original's
+    ``ground_truth[index][0]`` (the other golds are aliases); ``NO_ANSWER`` when there is none."""
+    return answers[0] if answers else NO_ANSWER
 
 
-def build_simulator_prompt(request: SearchRequest, mode: Mode) -> str:
-    """The user message asking the simulator for this request's useful or noisy documents."""
+def _check_prompt(mode: Mode, prompt: SimulatorPrompt) -> None:
+    if mode not in ("sft", "prompt"):
+        raise ValueError(f"unknown simulator mode {mode!r}; valid: sft, prompt")
+    if prompt not in ("zerosearch", "own"):
+        raise ValueError(f"unknown simulator prompt {prompt!r}; valid: zerosearch, own")
+
+
+def build_simulator_prompt(request: SearchRequest, mode: Mode, prompt: SimulatorPrompt = "zerosearch") -> str:
+    """The user message asking the simulator for this request's useful or noisy documents; ``prompt`` picks
+    the few-shot prompts of mode ``prompt`` (``sft`` has one prompt, the original's)."""
+    _check_prompt(mode, prompt)
     kind = _kind(request.noisy)
     fields = {"kind": kind, "Kind": kind.capitalize(), "question": request.question,
-              "answer": join_answers(request.answers), "query": request.query}
+              "answer": first_answer(request.answers), "query": request.query}
     if mode == "sft":
         return SFT_TEMPLATE.format(**fields)
-    if mode == "prompt":
-        return PROMPT_TEMPLATE.format(
-            goal=_KIND_GOAL[kind], ex_question=_FEW_SHOT_QUESTION, ex_answer=_FEW_SHOT_ANSWER,
-            ex_query=_FEW_SHOT_QUERY, ex_docs=_FEW_SHOT_DOCS[kind], **fields)
-    raise ValueError(f"unknown simulator mode {mode!r}; valid: sft, prompt")
+    if prompt == "zerosearch":
+        return ZEROSEARCH_PROMPT_TEMPLATES[kind].format(**fields)
+    return OWN_PROMPT_TEMPLATE.format(
+        goal=_KIND_GOAL[kind], ex_question=_FEW_SHOT_QUESTION, ex_answer=_FEW_SHOT_ANSWER,
+        ex_query=_FEW_SHOT_QUERY, ex_docs=_FEW_SHOT_DOCS[kind], **fields)
 
 
 def parse_documents(text: str, topk: int, id_prefix: str = "sim") -> tuple[list[Document], bool]:
@@ -150,12 +243,34 @@ def _document(doc_id: str, body: str) -> Document:
     return Document(id=doc_id, title="", text=body)
 
 
-def _key(request: SearchRequest) -> tuple[str, bool, str, tuple[str, ...]]:
-    return (request.query.strip(), request.noisy, request.question, tuple(request.answers))
+def original_page_text(reply: str, topk: int) -> str:
+    """The page the original makes of a simulator reply (``search_simulate_sft`` and ``search_simulate_prompt``):
+    ``'\\n'.join(resuts.replace('\\n\\n', '\\n').split('\\n')).split(f'Doc {topk+1}')[0]``, whose join of the
+    split is the identity. Each ``\\n\\n`` becomes ``\\n`` (left to right: three newlines become two), and the
+    text is cut at the first ``Doc {topk+1}``, wherever it is (inside ``Doc 25`` too, for topk 1). The original's
+    ``execute_predictions`` then makes the policy's observation of it: ``<information>{page.strip()}</information>``
+    between blank lines."""
+    return reply.replace("\n\n", "\n").split(f"Doc {topk + 1}")[0]
+
+
+@dataclass(frozen=True)
+class SimulatedPage:
+    """One simulated result page: the LLM's ``reply`` as generated (None for a failed request served as a
+    failure document) and the ``documents`` parsed from it (``parse_documents``)."""
+
+    reply: str | None
+    documents: tuple[Document, ...]
 
 
 class SimulatedBackend(CountingBackend):
-    """A search engine whose documents are written by an LLM, useful or noisy on request."""
+    """A search engine whose documents are written by an LLM, useful or noisy on request.
+
+    Every request is generated on its own, as in the original: at a temperature above 0 the samples of a
+    GRPO group that issue the same query get different pages. ``deduplicate`` (``simulator.deduplicate``)
+    shares one generation among identical prompts of a batch: ``auto`` only when greedy (temperature 0,
+    where it changes nothing), ``always`` also when sampling (cheaper, but those samples see one page),
+    ``never`` not at all.
+    """
 
     def __init__(
         self,
@@ -164,39 +279,50 @@ class SimulatedBackend(CountingBackend):
         topk: int = 5,
         sampling: Sampling | None = None,
         on_error: Literal["raise", "document"] = "raise",
+        prompt: SimulatorPrompt = "zerosearch",
+        deduplicate: Deduplicate = "auto",
     ) -> None:
         super().__init__()
-        if mode not in ("sft", "prompt"):
-            raise ValueError(f"unknown simulator mode {mode!r}; valid: sft, prompt")
-        self.llm, self.mode, self.topk, self.on_error = llm, mode, topk, on_error
-        self.sampling = sampling or Sampling()
+        _check_prompt(mode, prompt)
+        if deduplicate not in ("auto", "always", "never"):
+            raise ValueError(f"unknown deduplicate {deduplicate!r}; valid: auto, always, never")
+        self.llm, self.mode, self.prompt, self.topk, self.on_error = llm, mode, prompt, topk, on_error
+        self.sampling = sampling or sampling_of(SimulatorConfig())  # the simulator's defaults: top_p unset
+        self.deduplicate = deduplicate
         self.name = f"simulate_{mode}"
 
     def search(self, requests: Sequence[SearchRequest]) -> list[list[Document]]:
-        unique: dict[tuple[str, bool, str, tuple[str, ...]], SearchRequest] = {}
-        for r in requests:
-            unique.setdefault(_key(r), r)
-        keys = list(unique)
-        completions = self.llm.generate([build_simulator_prompt(unique[k], self.mode) for k in keys], self.sampling)
-        if len(completions) != len(keys):
-            raise SearchError(f"{self.name}: the LLM returned {len(completions)} answers for {len(keys)} prompts")
-        pages = {k: self._page(k, c) for k, c in zip(keys, completions, strict=True)}
-        self.counts.update(queries=len(requests), generated=len(keys), deduplicated=len(requests) - len(keys),
-                           noisy=sum(r.noisy for r in requests), useful=sum(not r.noisy for r in requests))
-        return [list(pages[_key(r)]) for r in requests]
+        return [list(page.documents) for page in self.search_pages(requests)]
 
-    def _page(self, key: tuple[str, bool, str, tuple[str, ...]], completion: Completion) -> list[Document]:
+    def search_pages(self, requests: Sequence[SearchRequest]) -> list[SimulatedPage]:
+        """``search`` with each page's reply text kept (``original_page_text`` renders it as the original)."""
+        prompts = [build_simulator_prompt(r, self.mode, self.prompt) for r in requests]
+        shared = self.deduplicate == "always" or (self.deduplicate == "auto" and self.sampling.temperature == 0)
+        todo = list(dict.fromkeys(prompts)) if shared else prompts
+        completions = self.llm.generate(todo, self.sampling)
+        if len(completions) != len(todo):
+            raise SearchError(f"{self.name}: the LLM returned {len(completions)} answers for {len(todo)} prompts")
+        pages = [self._page(p, c) for p, c in zip(todo, completions, strict=True)]
+        if shared:
+            by_prompt = dict(zip(todo, pages, strict=True))
+            pages = [by_prompt[p] for p in prompts]
+        self.counts.update(queries=len(requests), generated=len(todo), deduplicated=len(requests) - len(todo),
+                           noisy=sum(r.noisy for r in requests), useful=sum(not r.noisy for r in requests))
+        return pages
+
+    def _page(self, prompt: str, completion: Completion) -> SimulatedPage:
         self.counts.update(prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens)
         self.counts["latency_s"] += completion.latency_s  # type: ignore[assignment]
         if not completion.ok:
             self.counts["failures"] += 1
             if self.on_error == "raise":
                 raise SearchError(f"{self.name}: {completion.error}")
-            return [failure_document(completion.error or "unknown error")]
-        prefix = "sim-" + hashlib.blake2b(repr(key).encode(), digest_size=6).hexdigest()
-        docs, clean = parse_documents(completion.text or "", self.topk, prefix)
+            return SimulatedPage(None, (failure_document(completion.error or "unknown error"),))
+        reply = completion.text or ""
+        prefix = "sim-" + hashlib.blake2b(repr((prompt, reply)).encode(), digest_size=6).hexdigest()
+        docs, clean = parse_documents(reply, self.topk, prefix)
         if not clean:
             self.counts["parse_failures"] += 1
         if not docs:
             self.counts["empty_pages"] += 1
-        return docs
+        return SimulatedPage(reply, tuple(docs))

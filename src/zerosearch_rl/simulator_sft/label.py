@@ -28,7 +28,6 @@ from zerosearch_rl.data import DataError
 from zerosearch_rl.demo import contains_answer
 from zerosearch_rl.llm.base import ChatLLM, Sampling
 from zerosearch_rl.net import EndpointError
-from zerosearch_rl.search.simulated import join_answers
 from zerosearch_rl.simulator_sft.records import (
     SearchRecord,
     iter_batches,
@@ -88,6 +87,11 @@ class OutcomeJudge:
         return [r.score is not None and r.score >= self.min_score for r in records]
 
 
+def join_answers(answers: Sequence[str]) -> str:
+    """Several gold answers as one phrase of the judge's prompt (they are aliases of one answer)."""
+    return ", ".join(answers) if answers else "unknown"
+
+
 def judge_prompt(record: SearchRecord) -> str:
     return JUDGE_PROMPT.format(question=record.question, answer=join_answers(record.answers), query=record.query,
                                documents=page_text(record.documents))
@@ -133,7 +137,8 @@ def build_judge(sim: Any) -> Judge:
 
         client = OpenAIChatClient(sim.judge_base_urls, sim.judge_model, api_key_env=sim.judge_api_key_env,
                                   concurrency=sim.judge_concurrency, timeout_s=sim.judge_timeout_s,
-                                  retry=RetryPolicy(sim.judge_max_retries, sim.judge_backoff_s))
+                                  retry=RetryPolicy(sim.judge_max_retries, sim.judge_backoff_s),
+                                  system_message=None)  # not a simulator: the judge model's own default
         return LLMJudge(client, sim.judge_max_new_tokens)
     raise ConfigError(f"sim.judge: {sim.judge!r} is not valid; valid: {', '.join(JUDGES)}")
 

@@ -2,10 +2,11 @@
 
 The SFT set is a prompt-completion dataset, so TRL computes the loss on the completion only (the
 prompt's labels are -100). The prompt reaches the model exactly as the ``simulate_sft`` engine's
-in-process client (``TransformersChat``) will send it: as the user message of the chat template when
-the tokenizer has one (a conversational example), else as plain text continued by the completion
-(a newline, the ``Doc N:`` lines, end-of-sequence). So any Hugging Face tokenizer works, including a
-word-level ``PreTrainedTokenizerFast`` without a chat template.
+in-process client (``TransformersChat``) will send it: as the user message of the chat template, after
+the same system message (``llm.base.chat_messages``), when the tokenizer has one (a conversational
+example), else as plain text continued by the completion
+(the ``Doc N:`` lines after the prompt's final newline, then end-of-sequence). So any Hugging Face
+tokenizer works, including a word-level ``PreTrainedTokenizerFast`` without a chat template.
 
 Full fine-tuning or LoRA (peft; the adapters are merged before saving). On the CPU, bf16/fp16 and
 gradient checkpointing are forced off: there they only make training several times slower.
@@ -22,21 +23,23 @@ from pathlib import Path
 from typing import Any
 
 from zerosearch_rl.config import ModelConfig, SimConfig
+from zerosearch_rl.llm.base import chat_messages
 from zerosearch_rl.simulator_sft.dataset import read_sft_set
 
 SUMMARY_FILE = "sft_summary.json"
 
 
-def _examples(rows: list[dict[str, str]], chat: bool) -> list[dict[str, Any]]:
+def _examples(rows: list[dict[str, str]], chat: bool, system_message: str | None) -> list[dict[str, Any]]:
     if chat:
-        return [{"prompt": [{"role": "user", "content": r["prompt"]}],
+        return [{"prompt": chat_messages(r["prompt"], system_message),
                  "completion": [{"role": "assistant", "content": r["completion"]}]} for r in rows]
-    return [{"prompt": r["prompt"], "completion": "\n" + r["completion"]} for r in rows]
+    return [{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]
 
 
 def build_sft_trainer(sft_path: str | Path, base_model: str, work_dir: str | Path, sim: SimConfig,
-                      show_progress: bool = True) -> Any:
-    """The configured ``SFTTrainer`` (model loaded, dataset tokenized and masked), not yet trained."""
+                      show_progress: bool = True, system_message: str | None = "") -> Any:
+    """The configured ``SFTTrainer`` (model loaded, dataset tokenized and masked), not yet trained;
+    ``system_message`` is the one the simulator will be served with (``simulator.system_message``)."""
     from zerosearch_rl.config import ConfigError
 
     if not base_model:
@@ -74,8 +77,8 @@ def build_sft_trainer(sft_path: str | Path, base_model: str, work_dir: str | Pat
     bars = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()  # one bar per preparation pass of a few rows is noise; training keeps its own
     try:
-        return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(_examples(rows, chat)),
-                          processing_class=tokenizer)
+        dataset = Dataset.from_list(_examples(rows, chat, system_message))
+        return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
     finally:
         if bars:
             datasets.enable_progress_bars()
@@ -96,10 +99,11 @@ def _save_atomically(model: Any, tokenizer: Any, target: Path, summary: dict[str
 
 
 def train_simulator(sft_path: str | Path, base_model: str, output_dir: str | Path, sim: SimConfig | None = None,
-                    show_progress: bool = True) -> Path:
+                    show_progress: bool = True, system_message: str | None = "") -> Path:
     """Fine-tune ``base_model`` on the SFT set and save the simulator (LoRA merged) to ``output_dir``.
 
     ``sim`` holds the hyper-parameters (lr, epochs, batch size, max length, LoRA, device, seed);
+    ``system_message`` is ``simulator.system_message`` (see ``build_sft_trainer``);
     ``output_dir`` also receives ``sft_summary.json`` (losses, sizes, settings). Returns ``output_dir``.
     """
     sim = sim or SimConfig()
@@ -107,7 +111,7 @@ def train_simulator(sft_path: str | Path, base_model: str, output_dir: str | Pat
     target.parent.mkdir(parents=True, exist_ok=True)
     work = target.with_name(f".{target.name}.work")
     start = time.perf_counter()
-    trainer = build_sft_trainer(sft_path, base_model, work, sim, show_progress)
+    trainer = build_sft_trainer(sft_path, base_model, work, sim, show_progress, system_message)
     result = trainer.train()
     losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
     model = trainer.model
@@ -117,6 +121,7 @@ def train_simulator(sft_path: str | Path, base_model: str, output_dir: str | Pat
                "steps": trainer.state.global_step, "train_loss": result.training_loss,
                "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
                "seconds": round(time.perf_counter() - start, 2),
+               "system_message": system_message,  # serve it with the same simulator.system_message
                "settings": {k: getattr(sim, k) for k in ("lr", "epochs", "train_batch_size", "grad_accum",
                                                           "max_length", "lora_rank", "seed")}}
     _save_atomically(model.eval(), trainer.processing_class, target, summary)

@@ -132,7 +132,7 @@ def tune_simulator(models: Path, root: Path, plan: Plan) -> tuple[Path, dict[str
         collect_searches(load_examples([world.qa("train")]), ScriptedCollector(), engine, s.records_path)
         label_records(s.records_path, s.labelled_path, build_judge(s), s.balance, s.seed)
         write_sft_set(s.labelled_path, s.sft_path, s.heldout_path, s.heldout_share, s.seed, s.noisy_pages)
-        train_simulator(s.sft_path, s.base_model, tuned, s)
+        train_simulator(s.sft_path, s.base_model, tuned, s, system_message=cfg.simulator.system_message)
     held = read_records(s.heldout_path, labelled=True, with_documents=True)[: s.score_limit]
     scores = {}
     for label, model in (("untuned", models / "simulator"), ("tuned", tuned)):
