@@ -17,9 +17,10 @@ import pytest
 from zerosearch_rl.config import RolloutConfig
 from zerosearch_rl.data import load_examples
 from zerosearch_rl.generation import Generated
-from zerosearch_rl.llm.base import Sampling
+from zerosearch_rl.llm.base import Completion, Sampling
 from zerosearch_rl.protocol import SEARCH_R1_INSTRUCTION
 from zerosearch_rl.rollout import Rollout
+from zerosearch_rl.search.simulated import SimulatedBackend
 from zerosearch_rl.tiny_models import byte_tokenizer
 from zerosearch_rl.types import Document, SegmentKind
 
@@ -62,19 +63,28 @@ def original_retrieved_page(docs: list[Document]) -> str:
     return out
 
 
+class Replies:
+    """A simulator LLM that writes SIM_REPLY."""
+
+    def generate(self, messages, sampling):
+        return [Completion(SIM_REPLY) for _ in messages]
+
+    def close(self):
+        pass
+
+
 class TwoEngines:
-    """First search: a simulated page; second: retrieved documents (the two renderings of the original)."""
+    """First search: the simulated engine's page; second: retrieved documents (the original's two renderings)."""
 
     name = "two"
 
     def __init__(self) -> None:
-        self.calls = 0
+        self.calls, self.simulator = 0, SimulatedBackend(Replies(), topk=5)
 
     def search(self, requests):
         self.calls += 1
         if self.calls == 1:
-            page = original_sim_page(SIM_REPLY, 5)
-            return [[Document("sim-1", "", "Carmen is an opera by Georges Bizet.", page=page)] for _ in requests]
+            return self.simulator.search(requests)
         return [list(RETRIEVED) for _ in requests]
 
     def metrics(self):

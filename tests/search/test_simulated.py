@@ -11,7 +11,6 @@ from zerosearch_rl.search.base import SearchError
 from zerosearch_rl.search.simulated import (
     NO_ANSWER,
     SimulatedBackend,
-    SimulatedPage,
     build_simulator_prompt,
     original_page_text,
     parse_documents,
@@ -136,17 +135,20 @@ def test_original_page_text_is_the_originals_post_processing(reply, topk, page):
     assert original_page(reply, topk) == page
 
 
-def test_pages_keep_the_reply_for_the_originals_page_text():
+def test_documents_carry_the_page_as_the_original_shows_it():
+    from zerosearch_rl.protocol import render_zerosearch
+
     replies = {"q1": "Doc 1: a\n\nDoc 2: b\nDoc 3: c", "broken": None}
     llm = ScriptedLLM(reply=lambda m: replies[m.split("Query: ")[1].split("\n")[0]],
                       fail=lambda m: "Query: broken" in m)
     backend = SimulatedBackend(llm, topk=2, on_error="document")
-    ok, failed = backend.search_pages([req(query="q1"), req(query="broken")])
-    assert isinstance(ok, SimulatedPage) and ok.reply == replies["q1"]
-    assert original_page_text(ok.reply, 2) == "Doc 1: a\nDoc 2: b\n"
-    assert [d.text for d in ok.documents] == ["a", "b"]  # parse_documents as before
-    assert failed.reply is None and [d.id for d in failed.documents] == ["search-failed"]
-    assert backend.search([req(query="q1")]) == [list(ok.documents)]
+    ok, failed = backend.search([req(query="q1"), req(query="broken")])
+    assert [d.text for d in ok] == ["a", "b"]  # parse_documents as before
+    assert {d.page for d in ok} == {"Doc 1: a\nDoc 2: b\n"}
+    assert render_zerosearch(ok) == "\n\n<information>Doc 1: a\nDoc 2: b</information>\n\n"
+    # the original's batch_search serves 'No information available' for a search that failed
+    assert [d.id for d in failed] == ["search-failed"] and render_zerosearch(failed) == (
+        "\n\n<information>No information available</information>\n\n")
 
 
 def test_titled_pages_render_like_the_engine_that_wrote_them():

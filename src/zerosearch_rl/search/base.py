@@ -34,12 +34,16 @@ class SearchBackend(Protocol):
 
 
 FAILED_DOCUMENT_ID = "search-failed"
+#: What ZeroSearch's engines show the policy when a search failed (its batch_search and retrievers), the failure
+#: document's page in the original's observation format.
+NO_INFORMATION = "No information available"
 
 
 def failure_document(reason: str) -> Document:
     """The single document returned instead of results when ``search.on_error: document`` is set."""
     return Document(id=FAILED_DOCUMENT_ID, title="Search failed",
-                    text=f"The search engine could not answer this query ({reason}).")
+                    text=f"The search engine could not answer this query ({reason}).",
+                    page=NO_INFORMATION)
 
 
 class CountingBackend:

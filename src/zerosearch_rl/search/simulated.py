@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Literal
 
 from zerosearch_rl.config import Deduplicate, SimulatorConfig, SimulatorPrompt
@@ -253,15 +253,6 @@ def original_page_text(reply: str, topk: int) -> str:
     return reply.replace("\n\n", "\n").split(f"Doc {topk + 1}")[0]
 
 
-@dataclass(frozen=True)
-class SimulatedPage:
-    """One simulated result page: the LLM's ``reply`` as generated (None for a failed request served as a
-    failure document) and the ``documents`` parsed from it (``parse_documents``)."""
-
-    reply: str | None
-    documents: tuple[Document, ...]
-
-
 class SimulatedBackend(CountingBackend):
     """A search engine whose documents are written by an LLM, useful or noisy on request.
 
@@ -292,10 +283,8 @@ class SimulatedBackend(CountingBackend):
         self.name = f"simulate_{mode}"
 
     def search(self, requests: Sequence[SearchRequest]) -> list[list[Document]]:
-        return [list(page.documents) for page in self.search_pages(requests)]
-
-    def search_pages(self, requests: Sequence[SearchRequest]) -> list[SimulatedPage]:
-        """``search`` with each page's reply text kept (``original_page_text`` renders it as the original)."""
+        """One page of parsed documents per request; each document carries the page as the original shows it
+        (``Document.page`` = ``original_page_text`` of the reply)."""
         prompts = [build_simulator_prompt(r, self.mode, self.prompt) for r in requests]
         shared = self.deduplicate == "always" or (self.deduplicate == "auto" and self.sampling.temperature == 0)
         todo = list(dict.fromkeys(prompts)) if shared else prompts
@@ -308,16 +297,16 @@ class SimulatedBackend(CountingBackend):
             pages = [by_prompt[p] for p in prompts]
         self.counts.update(queries=len(requests), generated=len(todo), deduplicated=len(requests) - len(todo),
                            noisy=sum(r.noisy for r in requests), useful=sum(not r.noisy for r in requests))
-        return pages
+        return [list(page) for page in pages]
 
-    def _page(self, prompt: str, completion: Completion) -> SimulatedPage:
+    def _page(self, prompt: str, completion: Completion) -> tuple[Document, ...]:
         self.counts.update(prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens)
         self.counts["latency_s"] += completion.latency_s  # type: ignore[assignment]
         if not completion.ok:
             self.counts["failures"] += 1
             if self.on_error == "raise":
                 raise SearchError(f"{self.name}: {completion.error}")
-            return SimulatedPage(None, (failure_document(completion.error or "unknown error"),))
+            return (failure_document(completion.error or "unknown error"),)
         reply = completion.text or ""
         prefix = "sim-" + hashlib.blake2b(repr((prompt, reply)).encode(), digest_size=6).hexdigest()
         docs, clean = parse_documents(reply, self.topk, prefix)
@@ -325,4 +314,5 @@ class SimulatedBackend(CountingBackend):
             self.counts["parse_failures"] += 1
         if not docs:
             self.counts["empty_pages"] += 1
-        return SimulatedPage(reply, tuple(docs))
+        page = original_page_text(reply, self.topk)
+        return tuple(replace(d, page=page) for d in docs)
