@@ -94,3 +94,21 @@ def test_summary_lists_every_event():
 def test_entropy_bounds_must_leave_room():
     with pytest.raises(ConfigError, match=r"health\.min_entropy"):
         HealthConfig(min_entropy=1.0, max_entropy=0.5)
+
+
+def test_events_go_into_the_metrics_line_and_onto_every_panel_of_the_curves(tmp_path):
+    pytest.importorskip("matplotlib")
+    from zerosearch_rl.tracking import EVENT_COLOR, MetricsLogger, event_steps, metrics_figure, read_metrics
+
+    w, logger = watch(window=1, max_kl=1.0), MetricsLogger(tmp_path)
+    for step, kl in enumerate([0.5, 2.0, 2.0, 0.5, 3.0]):  # fires at 1 and 4
+        metrics = {R: 0.5, KL: kl, "noise/probability": 0.1}
+        logger.log(step, metrics, [e.record() for e in w.observe(step, metrics)])
+    logger.close()
+    rows = read_metrics(tmp_path)
+    assert rows[1]["health/events"][0]["watch"] == "max_kl" and "health/events" not in rows[0]
+    assert event_steps(rows) == [1, 4]
+    fig = metrics_figure(rows, [R, KL])
+    for ax in fig.axes[:2]:  # the two panels (the reward panel's noise twin comes after them)
+        markers = [line.get_xdata()[0] for line in ax.lines if line.get_color() == EVENT_COLOR]
+        assert markers == [1, 4]
