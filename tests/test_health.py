@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from zerosearch_rl.cli import main
 from zerosearch_rl.config import ConfigError, HealthConfig
-from zerosearch_rl.health import NONFINITE, HealthWatch, summary
+from zerosearch_rl.health import NONFINITE, HealthEvent, HealthStop, HealthWatch, summary
 
 OFF = {"reward_drop": None, "max_kl": None, "min_entropy": None, "max_entropy": None, "max_truncated": None,
        "max_invalid": None}
@@ -112,3 +113,31 @@ def test_events_go_into_the_metrics_line_and_onto_every_panel_of_the_curves(tmp_
     for ax in fig.axes[:2]:  # the two panels (the reward panel's noise twin comes after them)
         markers = [line.get_xdata()[0] for line in ax.lines if line.get_color() == EVENT_COLOR]
         assert markers == [1, 4]
+
+
+@pytest.mark.parametrize("stops", [False, True])
+def test_zerosearch_train_ends_with_the_health_lines(monkeypatch, capsys, stops):
+    import zerosearch_rl.trainer
+
+    class Trainer:
+        rank, run_dir = 0, "runs/x"
+
+        def __init__(self, cfg, resume=False):
+            self.health_events = []
+
+        def train(self):
+            self.health_events.append(HealthEvent(4, "max_kl", "stop" if stops else "warn", "actor/kl averaged 2", 3))
+            if stops:
+                raise HealthStop("training stopped at step 4 by the health watch: actor/kl averaged 2")
+            return [{"reward/mean": 0.5, "reward/exact_match": 0.25}]
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(zerosearch_rl.trainer, "Trainer", Trainer)
+    assert main(["train"]) == (2 if stops else 0)
+    out, err = capsys.readouterr()
+    assert f"health: 1 event\n  step 4: max_kl -> {'stop' if stops else 'warn'}: actor/kl averaged 2\n" in out
+    assert ("done: 1 steps" in out) is not stops
+    assert err == ("zerosearch: error: training stopped at step 4 by the health watch: actor/kl averaged 2\n"
+                   if stops else "")

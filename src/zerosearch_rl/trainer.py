@@ -335,10 +335,10 @@ class Trainer:
         lr = float(self.optimizer.param_groups[0]["lr"])  # this step's (the schedulers move on after the update)
         if self.critic_scheduler is not None:
             metrics["critic/lr"] = float(self.critic_scheduler.get_last_lr()[0])
-        policy = batch.loss_mask.bool()
-        bad = first_nonfinite([("rewards", torch.tensor(rewards["mean"])), ("old_logprobs", old[policy]),
-                               ("ref_logprobs", None if ref is None else ref[policy]), ("advantages", adv[policy]),
-                               ("returns", returns[policy])])
+        mask = batch.loss_mask.bool()  # only the policy's tokens count; the values elsewhere are never used
+        bad = first_nonfinite([("rewards", torch.tensor(rewards["mean"])), ("old_logprobs", old[mask]),
+                               ("ref_logprobs", None if ref is None else ref[mask]), ("advantages", adv[mask]),
+                               ("returns", returns[mask])])
         if bad is None:
             update, bad = self._update(batch, old, ref, adv, returns, values, step)
             metrics.update(update)
