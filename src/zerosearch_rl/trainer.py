@@ -69,8 +69,8 @@ def _finite(value: Tensor | float | None) -> bool:
 def first_nonfinite(named: list[tuple[str, Tensor | float | None]]) -> str | None:
     """The name of the first value that is non-finite on any process (None when all are finite): one collective,
     so every process takes the same decision."""
-    flags = torch.tensor([0.0 if _finite(v) else 1.0 for _, v in named], dtype=torch.float64)
-    flags = par.all_reduce(flags).tolist()
+    local = torch.tensor([0.0 if _finite(v) else 1.0 for _, v in named], dtype=torch.float64)
+    flags = par.all_reduce(local).tolist()
     return next((name for (name, _), flag in zip(named, flags, strict=True) if flag), None)
 
 
