@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 LIGHT = ("types", "protocol", "reward", "curriculum", "config", "data", "jsonl", "cli", "search.corpus", "search.base",
-         "lr_schedule")
+         "lr_schedule", "health")
 
 
 def test_light_modules_do_not_import_torch():

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -8,8 +9,10 @@ import pytest
 import torch
 
 from fakes.primed import primed_policy_dir
+from zerosearch_rl import algorithms
 from zerosearch_rl.config import ConfigError, load_config
 from zerosearch_rl.demo import asset
+from zerosearch_rl.health import HealthStop
 from zerosearch_rl.policy import TokenBatch
 from zerosearch_rl.reward import score_trajectory
 from zerosearch_rl.trainer import Trainer
@@ -201,3 +204,154 @@ def test_validation_uses_its_own_engine(policy_dir, born, tmp_path):
     assert all("eval/f1" in m for m in history)
     with pytest.raises(ConfigError, match="not a search"):
         config(policy_dir, born, tmp_path, "trainer.eval_search=[trainer.lr=1]")
+
+
+# ---------------------------------------------------------------- the health watch
+
+COLLAPSE_WATCHES_OFF = ("health.max_kl=null", "health.min_entropy=null", "health.max_truncated=null",
+                        "health.max_invalid=null")
+
+
+def around_steps(trainer, hook):
+    """Call ``hook(step, "before" | "after")`` around each of ``trainer``'s steps."""
+    inner = trainer.step
+
+    def step(s):
+        hook(s, "before")
+        metrics = inner(s)
+        hook(s, "after")
+        return metrics
+
+    trainer.step = step
+
+
+def same_tensors(a, b):
+    if isinstance(a, torch.Tensor):
+        return torch.equal(a, b)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_tensors(a[k], b[k]) for k in a)
+    return a == b
+
+
+def saved_weights(ckpt):
+    from transformers import AutoModelForCausalLM
+
+    return flat(AutoModelForCausalLM.from_pretrained(ckpt / "policy"))
+
+
+def saved(run):
+    return sorted(p.name for p in (run / "checkpoints").iterdir() if p.name.startswith("step-"))
+
+
+def test_a_non_finite_reward_skips_that_update_and_training_goes_on(policy_dir, born, tmp_path):
+    cfg = config(policy_dir, born, tmp_path, "trainer.total_steps=3", "curriculum.steps=3",
+                 "trainer.lr_schedule=linear")
+    now = {}
+
+    def reward(tr):
+        s = format_reward(tr)
+        return dataclasses.replace(s, reward=float("nan")) if now["step"] == 1 else s
+
+    trainer = Trainer(cfg, reward_fn=reward)
+    weights, opt = {}, {}
+
+    def hook(step, phase):
+        now["step"] = step
+        weights[step, phase] = flat(trainer.policy)
+        opt[step, phase] = copy.deepcopy(trainer.optimizer.state_dict()["state"])
+
+    around_steps(trainer, hook)
+    history = trainer.train()
+    trainer.close()
+    assert torch.equal(weights[1, "before"], weights[1, "after"])
+    assert same_tensors(opt[1, "before"], opt[1, "after"])
+    assert not torch.equal(weights[2, "before"], weights[2, "after"])
+    assert [m["health/skipped_update"] for m in history] == [0.0, 1.0, 0.0]
+    assert history[1]["health/nonfinite/rewards"] == 1.0 and "actor/pg_loss" not in history[1]
+    assert [m["actor/lr"] for m in history] == pytest.approx([1e-2, 1e-2 * 2 / 3, 1e-2 / 3])  # the schedule moved on
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    (event,) = rows[1]["health/events"]
+    assert (event["watch"], event["action"]) == ("nonfinite", "skip") and "non-finite rewards" in event["message"]
+    assert [e.step for e in trainer.health_events] == [1]
+    assert saved(tmp_path / "run") == ["step-000000", "step-000002"]  # the skipped step is not checkpointed
+
+
+def test_non_finite_losses_in_a_row_stop_the_run_and_resume_continues_from_the_last_good_checkpoint(
+        policy_dir, born, tmp_path, monkeypatch):
+    cfg = config(policy_dir, born, tmp_path, "trainer.total_steps=5", "curriculum.steps=5",
+                 "trainer.keep_checkpoints=5", "health.max_bad_steps=2")
+    poisoned = {"on": False}
+    clip_loss = algorithms.ppo_clip_loss
+
+    def nan_loss(*args, **kwargs):
+        pg, stats = clip_loss(*args, **kwargs)
+        return (pg * float("nan") if poisoned["on"] else pg), stats
+
+    monkeypatch.setattr(algorithms, "ppo_clip_loss", nan_loss)
+    trainer = Trainer(cfg, reward_fn=format_reward)
+    weights = {}
+
+    def hook(step, phase):
+        poisoned["on"] = step in (2, 3)
+        weights[step, phase] = flat(trainer.policy)
+
+    around_steps(trainer, hook)
+    with pytest.raises(HealthStop, match=r"training stopped at step 3 by the health watch: non-finite loss: update "
+                                         r"skipped \(2 such steps in a row, health.max_bad_steps=2\); the latest "
+                                         r"checkpoint is .*step-000001"):
+        trainer.train()
+    trainer.close()
+    run = tmp_path / "run"
+    assert saved(run) == ["step-000000", "step-000001"] and not (run / "final").exists()
+    good = saved_weights(run / "checkpoints" / "step-000001")
+    assert torch.equal(weights[1, "after"], good) and torch.equal(weights[3, "after"], good)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 1, 2, 3]
+    assert [e["action"] for r in rows[2:] for e in r["health/events"]] == ["skip", "stop"]
+
+    poisoned["on"] = False  # the cause is fixed
+    resumed = Trainer(cfg, resume=True, reward_fn=format_reward)
+    assert resumed.start_step == 2 and torch.equal(flat(resumed.policy), good)
+    history = resumed.train()
+    resumed.close()
+    assert [m["health/skipped_update"] for m in history] == [0.0, 0.0, 0.0]
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [0, 1, 2, 3, 4]
+    assert (run / "final").is_dir()
+
+
+def test_a_collapsing_reward_rolls_back_to_the_checkpoint_before_it_with_a_lower_learning_rate(
+        policy_dir, born, tmp_path):
+    """Rewards 1 (+ 0.1 for the right format) at steps 0-3, 0 at 4-5, 1 again from 6. With a 2-step window and a
+    0.3 drop, the average is below its best (>= 1) at step 4 (<= 0.6, window 3-4) and 5 (<= 0.1): the watch fires at
+    step 5 and the newest checkpoint that sampled none of steps 3-5 is step 1's."""
+    base = [1, 1, 1, 1, 0, 0, 1, 1]
+    cfg = config(policy_dir, born, tmp_path, "trainer.total_steps=8", "curriculum.steps=8",
+                 "trainer.keep_checkpoints=10", "health.action=rollback", "health.window=2",
+                 "health.reward_drop=0.3", "health.lr_factor=0.5", "health.max_rollbacks=1", *COLLAPSE_WATCHES_OFF)
+    now = {}
+
+    def reward(tr):
+        s = format_reward(tr)
+        return dataclasses.replace(s, reward=base[now["step"]] + 0.1 * s.reward)
+
+    trainer = Trainer(cfg, reward_fn=reward)
+    weights, opt = {}, {}
+
+    def hook(step, phase):
+        now["step"] = step
+        weights[step, phase] = flat(trainer.policy)
+        opt[step, phase] = copy.deepcopy(trainer.optimizer.state_dict()["state"])
+
+    around_steps(trainer, hook)
+    history = trainer.train()
+    trainer.close()
+    ckpt = tmp_path / "run" / "checkpoints" / "step-000001"
+    assert torch.equal(weights[6, "before"], saved_weights(ckpt))  # what the rollback left, bit for bit
+    assert not torch.equal(weights[5, "after"], weights[6, "before"])
+    assert same_tensors(opt[6, "before"], torch.load(ckpt / "state.pt", weights_only=False)["optimizer"]["state"])
+    assert [m["actor/lr"] for m in history] == pytest.approx([1e-2] * 6 + [5e-3] * 2)
+    (event,) = trainer.health_events
+    assert (event.step, event.watch, event.action, event.since) == (5, "reward_drop", "rollback", 3)
+    assert "rolled back to step-000001" in event.message
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "health/events" in r] == [5]

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from zerosearch_rl.config import Config, save_config
+from zerosearch_rl.distributed import load_full_state_dict
 
 STEP_PREFIX = "step-"
 
@@ -61,13 +62,18 @@ def save_checkpoint(run_dir: str | Path, step: int, policy: Any, tokenizer: Any,
     return final
 
 
+def checkpoint_step(path: Path) -> int:
+    """The step a checkpoint folder was saved at."""
+    return int(path.name[len(STEP_PREFIX):])
+
+
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
     """Complete checkpoints, oldest first (temporary folders of interrupted writes are ignored)."""
     root = Path(run_dir) / "checkpoints"
     if not root.is_dir():
         return []
     done = [p for p in root.iterdir() if p.name.startswith(STEP_PREFIX) and (p / "state.pt").is_file()]
-    return sorted(done, key=lambda p: int(p.name[len(STEP_PREFIX):]))
+    return sorted(done, key=checkpoint_step)
 
 
 def load_state(path: str | Path) -> dict[str, Any]:
@@ -78,7 +84,8 @@ def load_state(path: str | Path) -> dict[str, Any]:
 
 
 def load_policy_weights(policy: Any, path: str | Path) -> None:
-    """Load a checkpoint's policy weights into an already built policy (full model or LoRA adapters)."""
+    """Load a checkpoint's policy weights into an already built policy (full model or LoRA adapters; a sharded
+    one too, for a rollback during training)."""
     folder = Path(path) / "policy"
     if hasattr(policy, "load_adapter") and (folder / "adapter_config.json").is_file():
         from peft import set_peft_model_state_dict
@@ -89,4 +96,4 @@ def load_policy_weights(policy: Any, path: str | Path) -> None:
     from transformers import AutoModelForCausalLM
 
     loaded = AutoModelForCausalLM.from_pretrained(folder, dtype=next(policy.parameters()).dtype)
-    policy.load_state_dict(loaded.state_dict())
+    load_full_state_dict(policy, loaded.state_dict())

@@ -11,11 +11,12 @@ from collections.abc import Callable, Sequence
 from zerosearch_rl import __version__, cli_eval, cli_sim, cli_world
 from zerosearch_rl.config import BACKENDS, ConfigError, describe_fields, dump_config, load_config
 from zerosearch_rl.data import DataError, load_examples
+from zerosearch_rl.health import HealthStop, summary
 from zerosearch_rl.net import EndpointError
 from zerosearch_rl.search.base import SearchError
 
 #: Errors a user can fix from the message alone: printed on one line, exit code 2, no traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, SearchError, EndpointError)
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, SearchError, EndpointError, HealthStop)
 
 
 def _config_show(args: argparse.Namespace) -> None:
@@ -77,6 +78,8 @@ def _train(args: argparse.Namespace) -> None:
         history = trainer.train()
     finally:
         trainer.close()
+        if trainer.rank == 0:
+            print("\n".join(summary(trainer.health_events)))
     if trainer.rank == 0 and history:
         last = history[-1]
         print(f"done: {len(history)} steps, last reward {last['reward/mean']:.3f} "

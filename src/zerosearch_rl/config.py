@@ -328,6 +328,50 @@ class TrainerConfig(_Section):
         return self.warmup_steps or int(self.warmup_ratio * self.total_steps)
 
 
+HealthAction = Literal["warn", "stop", "rollback"]
+
+
+@dataclass(frozen=True)
+class HealthConfig(_Section):
+    """The trainer's health watch (``health.HealthWatch``; docs/training-health.md says what each firing means)."""
+
+    section: ClassVar[str] = "health"
+    max_bad_steps: int = _f(3, "Steps in a row with a non-finite reward, log-prob, advantage, loss or gradient norm "
+                               "before the run stops. Each such step's update is skipped (the weights and optimizer "
+                               "state stay as they were, the learning-rate schedule moves on) and it is never "
+                               "checkpointed, so the latest checkpoint stays the last good one.", ge=1)
+    action: HealthAction = _f(
+        "warn", "What a collapse watch (reward_drop, max_kl, min_entropy, max_entropy, max_truncated, max_invalid) "
+                "does when it fires: warn (an event in metrics.jsonl, a marker on the curves, a line of the run's "
+                "summary), stop (that, then the run ends), or rollback (reload the newest checkpoint from before the "
+                "stretch that fired it, weights and optimizer state, multiply the learning rate by lr_factor and go "
+                "on; a firing after max_rollbacks rollbacks stops the run).")
+    window: int = _f(10, "K: the collapse watches read K-step moving averages, from the K-th step on; the reward "
+                         "watch fires when the reward's average stays reward_drop below its best for K steps in a "
+                         "row. A watch fires once, when its condition starts, and again only after it cleared.", ge=1)
+    reward_drop: float | None = _f(0.1, "Reward watch: how far (in reward units) the moving average of reward/mean "
+                                        "may fall below its best; null = off.", gt=0.0)
+    max_kl: float | None = _f(1.0, "Bound on the moving average of actor/kl, the KL to the reference per policy "
+                                   "token (0 without a reference, and with algorithm.kl_in_reward); null = off.",
+                              gt=0.0)
+    min_entropy: float | None = _f(0.01, "Lower bound on the moving average of actor/entropy (nats per policy "
+                                         "token): the policy has stopped exploring; null = off.", ge=0.0)
+    max_entropy: float | None = _f(None, "Upper bound on the moving average of actor/entropy: the policy writes "
+                                         "noise; null = off.", gt=0.0)
+    max_truncated: float | None = _f(0.5, "Bound on the moving average of rollout/truncated_response, the share of "
+                                          "episodes cut at rollout.max_response_tokens; null = off.", ge=0.0, le=1.0)
+    max_invalid: float | None = _f(0.9, "Bound on the moving average of 1 - reward/format_valid, the share of "
+                                        "responses that break the protocol's format; null = off.", ge=0.0, le=1.0)
+    lr_factor: float = _f(0.5, "action=rollback: each rollback multiplies the learning rate of every later step "
+                               "by this (the critic's is left alone).", gt=0.0, le=1.0)
+    max_rollbacks: int = _f(2, "action=rollback: rollbacks allowed in one run.", ge=0)
+
+    def validate(self) -> None:
+        if self.min_entropy is not None and self.max_entropy is not None and self.min_entropy >= self.max_entropy:
+            raise ConfigError(f"health.min_entropy={self.min_entropy} must be below "
+                              f"health.max_entropy={self.max_entropy}")
+
+
 EVAL_METHODS = ("direct", "cot", "rag", "agent", "agent_forced", "agent_prefixed")
 EvalMethod = Literal["direct", "cot", "rag", "agent", "agent_forced", "agent_prefixed"]
 
@@ -437,7 +481,7 @@ class SimConfig(_Section):
 SECTIONS: dict[str, type[_Section]] = {
     cls.section: cls
     for cls in (ModelConfig, DataConfig, RolloutConfig, SearchConfig, ServeConfig, SimulatorConfig, CurriculumConfig,
-                AlgorithmConfig, TrainerConfig, EvalConfig, SimConfig)
+                AlgorithmConfig, TrainerConfig, HealthConfig, EvalConfig, SimConfig)
 }
 
 
@@ -454,6 +498,7 @@ class Config:
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     sim: SimConfig = field(default_factory=SimConfig)
 

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from zerosearch_rl.health import EVENTS
+
 METRICS_FILE = "metrics.jsonl"
 
 
@@ -44,8 +46,13 @@ class MetricsLogger:
                 raise ImportError("trainer.wandb_project needs wandb: pip install 'zerosearch-rl[wandb]'") from exc
             self._wandb = wandb.init(project=wandb_project, config=config, dir=str(run_dir))
 
-    def log(self, step: int, metrics: dict[str, float]) -> None:
-        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
+    def log(self, step: int, metrics: dict[str, float], events: Sequence[dict[str, Any]] = ()) -> None:
+        """One step's line; ``events`` (the health watch's, as ``HealthEvent.record``) go into it as a list
+        under ``health/events`` (the JSONL file only: they are not scalars)."""
+        clean: dict[str, Any] = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                                 for k, v in metrics.items()}
+        if events:
+            clean[EVENTS] = list(events)
         self._file.write(json.dumps({"step": step, **clean}) + "\n")
         self._file.flush()
         if self._tb is not None:
@@ -72,11 +79,17 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
 
 
 DEFAULT_CURVES = ("reward/mean", "reward/exact_match", "rollout/searches", "noise/probability")
+EVENT_COLOR = "#c44e52"
 
 
-def plot_metrics(rows: Sequence[dict[str, Any]], out: str | Path, keys: Sequence[str] = DEFAULT_CURVES,
-                 title: str = "") -> Path:
-    """One panel per metric against the step; the noise probability is drawn on every reward panel."""
+def event_steps(rows: Sequence[dict[str, Any]]) -> list[int]:
+    """The steps at which the health watch fired (their lines hold ``health/events``)."""
+    return [r["step"] for r in rows if r.get(EVENTS)]
+
+
+def metrics_figure(rows: Sequence[dict[str, Any]], keys: Sequence[str] = DEFAULT_CURVES, title: str = "") -> Any:
+    """One panel per metric against the step (a matplotlib Figure); the noise probability is drawn on every
+    reward panel, a dotted vertical line on every panel at each step where the health watch fired."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -87,9 +100,12 @@ def plot_metrics(rows: Sequence[dict[str, Any]], out: str | Path, keys: Sequence
         raise ValueError(f"none of {', '.join(keys)} is in the metrics")
     fig, axes = plt.subplots(len(present), 1, figsize=(7, 2.2 * len(present)), sharex=True, squeeze=False)
     steps_noise = [(r["step"], r["noise/probability"]) for r in rows if r.get("noise/probability") is not None]
+    events = event_steps(rows)
     for ax, key in zip(axes[:, 0], present, strict=True):
         points = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
         ax.plot([p[0] for p in points], [p[1] for p in points], color="#4c72b0", label=key)
+        for step in events:
+            ax.axvline(step, color=EVENT_COLOR, linestyle=":", linewidth=1)
         ax.set_ylabel(key, fontsize=8)
         if key.startswith("reward/") and steps_noise:
             twin = ax.twinx()
@@ -100,6 +116,15 @@ def plot_metrics(rows: Sequence[dict[str, Any]], out: str | Path, keys: Sequence
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def plot_metrics(rows: Sequence[dict[str, Any]], out: str | Path, keys: Sequence[str] = DEFAULT_CURVES,
+                 title: str = "") -> Path:
+    """``metrics_figure`` written to the PNG ``out``."""
+    import matplotlib.pyplot as plt
+
+    fig = metrics_figure(rows, keys, title)
     target = Path(out)
     fig.savefig(target, dpi=110)
     plt.close(fig)

@@ -8,7 +8,9 @@ of the whole mini-batch, and DDP averages the gradients.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,7 +23,13 @@ from torch import Tensor
 
 from zerosearch_rl import algorithms as algo
 from zerosearch_rl import distributed as par
-from zerosearch_rl.checkpoint import list_checkpoints, load_policy_weights, load_state, save_checkpoint
+from zerosearch_rl.checkpoint import (
+    checkpoint_step,
+    list_checkpoints,
+    load_policy_weights,
+    load_state,
+    save_checkpoint,
+)
 from zerosearch_rl.config import (
     Config,
     ConfigError,
@@ -34,6 +42,7 @@ from zerosearch_rl.config import (
 from zerosearch_rl.curriculum import unit_draw
 from zerosearch_rl.data import PromptSampler, load_examples
 from zerosearch_rl.generation import HFGenerator, TokenGenerator
+from zerosearch_rl.health import NONFINITE, SKIPPED, HealthEvent, HealthStop, HealthWatch
 from zerosearch_rl.llm.base import Sampling
 from zerosearch_rl.lr_schedule import lr_multiplier
 from zerosearch_rl.policy import TokenBatch, frozen_copy, load_policy, slice_rows, token_logprobs, value_model_like
@@ -47,6 +56,27 @@ from zerosearch_rl.types import Trajectory
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
+
+
+def _finite(value: Tensor | float | None) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, Tensor):
+        return bool(torch.isfinite(value).all())
+    return math.isfinite(value)
+
+
+def first_nonfinite(named: list[tuple[str, Tensor | float | None]]) -> str | None:
+    """The name of the first value that is non-finite on any process (None when all are finite): one collective,
+    so every process takes the same decision."""
+    local = torch.tensor([0.0 if _finite(v) else 1.0 for _, v in named], dtype=torch.float64)
+    flags = par.all_reduce(local).tolist()
+    return next((name for (name, _), flag in zip(named, flags, strict=True) if flag), None)
+
+
+def _stat_key(name: str) -> str:
+    """A micro-step statistic's metric name."""
+    return "critic/value_loss" if name == "value_loss" else f"actor/{name}"
 
 
 def step_means(per_trajectory: dict[str, list[float]]) -> dict[str, float]:
@@ -72,6 +102,7 @@ class Trainer:
 
     ``reward_fn`` replaces the configured reward (``trainer.reward_metric`` on the policy's own text) with
     any function of the trajectory; it must still score the response only (``Trajectory.policy_text``).
+    ``health_events`` collects what the health watch (``cfg.health``) reported during ``train``.
     """
 
     def __init__(self, cfg: Config, resume: bool = False, reward_fn: RewardFn | None = None) -> None:
@@ -127,8 +158,12 @@ class Trainer:
         self.eval_rollout = self.rollout if self.eval_search is self.search else Rollout(
             self.tokenizer, self.eval_search, cfg.rollout, t.seed, cfg.model.prompt_style, cfg.model.prompt_template)
         self.start_step = 0
+        self.watch = HealthWatch(cfg.health)
+        self.health_events: list[HealthEvent] = []
+        self.rollbacks, self.lr_scale = 0, 1.0
         if state is not None:
             self._restore_state(state)
+        self._apply_lr()
         self._sync_generator()
         self.logger = (MetricsLogger(self.run_dir, self.start_step - 1 if checkpoints else None, t.tensorboard,
                                      t.wandb_project, config_to_dict(cfg)) if self.rank == 0 else None)
@@ -176,7 +211,9 @@ class Trainer:
     def _state(self) -> dict[str, Any]:
         """Optimizer, schedule, data order and critic, whole (a collective under FSDP: every process calls)."""
         state: dict[str, Any] = {"optimizer": par.optimizer_state(self.policy, self.optimizer),
-                                 "scheduler": self.scheduler.state_dict(), "sampler": self.sampler.state()}
+                                 "scheduler": self.scheduler.state_dict(), "sampler": self.sampler.state(),
+                                 "health": {"watch": self.watch.state(), "rollbacks": self.rollbacks,
+                                            "lr_scale": self.lr_scale}}
         if self.value is not None and self.critic_opt is not None:
             critic = getattr(self.value, "module", self.value)
             state["value"] = par.full_state_dict(critic)
@@ -185,22 +222,36 @@ class Trainer:
         return state
 
     def _restore_weights(self, path: Path) -> dict[str, Any]:
-        """Load a checkpoint's weights into the models before they are wrapped; returns the rest of it."""
+        """Load a checkpoint's weights into the models (wrapped or not yet); returns the rest of it."""
         state = load_state(path)
         load_policy_weights(self.policy, path)
         if self.value is not None:
-            self.value.load_state_dict(state["value"])
+            par.load_full_state_dict(getattr(self.value, "module", self.value), state["value"])
         return state
 
-    def _restore_state(self, state: dict[str, Any]) -> None:
+    def _restore_optimizers(self, state: dict[str, Any]) -> None:
         par.load_optimizer_state(self.policy, self.optimizer, state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.sampler.load_state(state["sampler"])
         if self.value is not None and self.critic_opt is not None:
             par.load_optimizer_state(getattr(self.value, "module", self.value), self.critic_opt, state["critic_opt"])
-            if self.critic_scheduler is not None and state.get("critic_scheduler"):
-                self.critic_scheduler.load_state_dict(state["critic_scheduler"])
+
+    def _restore_state(self, state: dict[str, Any]) -> None:
+        self._restore_optimizers(state)
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.sampler.load_state(state["sampler"])
+        if self.critic_scheduler is not None and state.get("critic_scheduler"):
+            self.critic_scheduler.load_state_dict(state["critic_scheduler"])
+        if "health" in state:  # checkpoints written before the health watch have none
+            self.watch.load_state(state["health"]["watch"])
+            self.rollbacks, self.lr_scale = state["health"]["rollbacks"], state["health"]["lr_scale"]
         self.start_step = int(state["step"]) + 1
+
+    def _apply_lr(self) -> None:
+        """The policy's base learning rate is ``trainer.lr`` times the rollbacks' factor (a resumed run takes a new
+        ``trainer.lr`` from its config); the current step's rate follows it, the schedule keeps its position."""
+        s = self.scheduler
+        s.base_lrs = [self.cfg.trainer.lr * self.lr_scale for _ in s.base_lrs]
+        for group, base, factor in zip(self.optimizer.param_groups, s.base_lrs, s.lr_lambdas, strict=True):
+            group["lr"] = base * factor(s.last_epoch)
 
     def save(self, step: int) -> None:
         weights = par.full_state_dict(self.policy, rank0_only=True) if self.strategy == "fsdp" else None
@@ -281,10 +332,23 @@ class Trainer:
                                 token_rewards=token_rewards),
             algo.AdvantageOptions.from_config(a))
         t2 = time.perf_counter()
-        lr = float(self.scheduler.get_last_lr()[0])  # this step's (the update moves the scheduler on)
+        lr = float(self.optimizer.param_groups[0]["lr"])  # this step's (the schedulers move on after the update)
         if self.critic_scheduler is not None:
             metrics["critic/lr"] = float(self.critic_scheduler.get_last_lr()[0])
-        metrics.update(self._update(batch, old, ref, adv, returns, values, step))
+        mask = batch.loss_mask.bool()  # only the policy's tokens count; the values elsewhere are never used
+        bad = first_nonfinite([("rewards", torch.tensor(rewards["mean"])), ("old_logprobs", old[mask]),
+                               ("ref_logprobs", None if ref is None else ref[mask]), ("advantages", adv[mask]),
+                               ("returns", returns[mask])])
+        if bad is None:
+            update, bad = self._update(batch, old, ref, adv, returns, values, step)
+            metrics.update(update)
+        # A skipped update still spends its step: the schedules stay in step with the curriculum and the data.
+        self.scheduler.step()
+        if self.critic_scheduler is not None:
+            self.critic_scheduler.step()
+        metrics[SKIPPED] = float(bad is not None)
+        if bad is not None:
+            metrics[NONFINITE + bad] = 1.0
         metrics["time/weight_sync"] = self._sync_generator()
         t3 = time.perf_counter()
         per_trajectory = {f"reward/{k}": v for k, v in rewards.items()}
@@ -304,9 +368,12 @@ class Trainer:
         return metrics
 
     def _update(self, batch: TokenBatch, old: Tensor, ref: Tensor | None, adv: Tensor, returns: Tensor,
-                values: Tensor | None, step: int) -> dict[str, float]:
+                values: Tensor | None, step: int) -> tuple[dict[str, float], str | None]:
         """``ppo_epochs`` passes; each splits the step's trajectories into ``mini_batches`` optimizer steps
-        of gradient-accumulated micro-batches."""
+        of gradient-accumulated micro-batches. Returns the metrics, and the name of the first non-finite value
+        (loss, grad_norm, critic_grad_norm) if one stopped the update: that optimizer step and the rest of this
+        step's are not taken (the ones before it stay; undoing them would need a copy of the weights and
+        optimizer state)."""
         cfg = self.cfg.trainer
         self.trained.train()
         sums: dict[str, float] = {}
@@ -325,23 +392,25 @@ class Trainer:
                     ratio_max = max(ratio_max, stats.pop("ratio_max"))
                     for key, v in stats.items():
                         sums[key] = sums.get(key, 0.0) + v
-                norms.append(float(torch.nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)))
-                self.optimizer.step()
-                self.optimizer.zero_grad(set_to_none=True)
-                if self.critic_opt is not None and self.value is not None:
-                    torch.nn.utils.clip_grad_norm_(self.value.parameters(), cfg.max_grad_norm)
-                    self.critic_opt.step()
-                    self.critic_opt.zero_grad(set_to_none=True)
+                norm = float(torch.nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm))
+                critic_norm = (float(torch.nn.utils.clip_grad_norm_(self.value.parameters(), cfg.max_grad_norm))
+                               if self.critic_opt is not None and self.value is not None else None)
+                # the sums so far hold every loss term of this mini-batch (those before it were finite)
+                bad = first_nonfinite([("loss", sum(sums.values())), ("grad_norm", norm),
+                                       ("critic_grad_norm", critic_norm)])
+                for opt in (self.optimizer, self.critic_opt):
+                    if opt is not None:
+                        if bad is None:
+                            opt.step()
+                        opt.zero_grad(set_to_none=True)
+                if bad is not None:
+                    return {}, bad
+                norms.append(norm)
                 updates += 1
-        self.scheduler.step()
-        if self.critic_scheduler is not None:
-            self.critic_scheduler.step()
-        out = {f"actor/{k}": par.sum_over_ranks(v) / updates for k, v in sums.items()}
+        out = {_stat_key(k): par.sum_over_ranks(v) / updates for k, v in sums.items()}
         out["actor/ratio_max"] = par.max_over_ranks(ratio_max)
         out["actor/grad_norm"] = _mean(norms)
-        if "actor/value_loss" in out:
-            out["critic/value_loss"] = out.pop("actor/value_loss")
-        return out
+        return out, None
 
     def _micro_step(self, batch: TokenBatch, idx: list[int], old: Tensor, ref: Tensor | None, adv: Tensor,
                     returns: Tensor, values: Tensor | None, tokens: float, sync: bool) -> dict[str, float]:
@@ -402,31 +471,84 @@ class Trainer:
             raise RuntimeError(f"data-parallel replicas diverged: parameter sums per rank {sums}")
 
     def train(self) -> list[dict[str, float]]:
-        """Run the remaining steps with a progress bar; returns this process's metrics per step."""
+        """Run the remaining steps with a progress bar; returns this process's metrics per step. Raises
+        ``HealthStop`` when the health watch stops the run (its events are in ``health_events`` either way)."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         t, history = self.cfg.trainer, []
         columns = (TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                    TimeRemainingColumn())
-        with Progress(*columns, disable=self.rank != 0) as bar:
-            task = bar.add_task("train", total=t.total_steps, completed=self.start_step, info="")
-            for step in range(self.start_step, t.total_steps):
-                metrics = self.step(step)
-                if t.eval_every and (step + 1) % t.eval_every == 0:
-                    metrics.update(self.evaluate(step))
-                history.append(metrics)
-                if self.logger is not None:
-                    self.logger.log(step, {**metrics, **self.search.metrics()})
-                bar.update(task, advance=1, info=f"reward {metrics['reward/mean']:.3f}  "
-                                                 f"noise {metrics['noise/probability']:.2f}")
-                last = step + 1 == t.total_steps
-                if last or (t.save_every and (step + 1) % t.save_every == 0):
-                    self.save(step)
-        self._check_replicas()
-        self.export(self.run_dir / "final")
-        if self.logger is not None:
-            self.logger.close()
+        try:
+            with Progress(*columns, disable=self.rank != 0) as bar:
+                task = bar.add_task("train", total=t.total_steps, completed=self.start_step, info="")
+                for step in range(self.start_step, t.total_steps):
+                    metrics = self.step(step)
+                    if t.eval_every and (step + 1) % t.eval_every == 0:
+                        metrics.update(self.evaluate(step))
+                    history.append(metrics)
+                    events, stop = self._act(self.watch.observe(step, metrics))
+                    self.health_events += events
+                    if self.logger is not None:
+                        self.logger.log(step, {**metrics, **self.search.metrics()}, [e.record() for e in events])
+                        for e in events:
+                            bar.console.print(f"[yellow]health: {e.line()}")
+                    if stop is not None:
+                        raise HealthStop(stop)
+                    bar.update(task, advance=1, info=f"reward {metrics['reward/mean']:.3f}  "
+                                                     f"noise {metrics['noise/probability']:.2f}")
+                    last = step + 1 == t.total_steps
+                    # a skipped update is never checkpointed: the latest checkpoint stays the last good state
+                    if not metrics[SKIPPED] and (last or (t.save_every and (step + 1) % t.save_every == 0)):
+                        self.save(step)
+            self._check_replicas()
+            self.export(self.run_dir / "final")
+        finally:
+            if self.logger is not None:
+                self.logger.close()
         return history
+
+    # ---------------------------------------------------------------- health
+
+    def _act(self, events: list[HealthEvent]) -> tuple[list[HealthEvent], str | None]:
+        """Carry out a step's events: a rollback happens here, one per step however many watches ask (each
+        rollback event then says where to, or becomes a stop when none is possible). Returns the events as
+        carried out and, when one stops the run, the message to stop with."""
+        wanted = [e for e in events if e.action == "rollback"]
+        if wanted:
+            outcome, action = self._rollback(min(e.since for e in wanted))
+            events = [dataclasses.replace(e, action=action, message=f"{e.message}; {outcome}")
+                      if e.action == "rollback" else e for e in events]
+        stop = next((e for e in events if e.action == "stop"), None)
+        if stop is None:
+            return events, None
+        latest = list_checkpoints(self.run_dir)
+        where = (f"the latest checkpoint is {latest[-1]} (`zerosearch train --resume` continues from it)" if latest
+                 else "no checkpoint was saved")
+        return events, (f"training stopped at step {stop.step} by the health watch: {stop.message}; {where}; "
+                        f"docs/training-health.md says what to change")
+
+    def _rollback(self, since: int) -> tuple[str, str]:
+        """Reload the newest checkpoint whose weights sampled none of the steps from ``since`` on (the policy's
+        and critic's weights and optimizers, the watch's state), lower the learning rate, go on. Returns what
+        happened and the action it amounts to: rollback, or stop when it was not possible."""
+        h = self.cfg.health
+        if self.rollbacks >= h.max_rollbacks:
+            return f"no rollback left (health.max_rollbacks={h.max_rollbacks})", "stop"
+        # the rollout of step s samples with the weights saved at step s - 1
+        older = [c for c in list_checkpoints(self.run_dir) if checkpoint_step(c) + 1 < since]
+        if not older:
+            return (f"no checkpoint from before step {since - 1} to roll back to (trainer.save_every, "
+                    f"trainer.keep_checkpoints)"), "stop"
+        state = self._restore_weights(older[-1])
+        self._restore_optimizers(state)
+        if "health" in state:
+            self.watch.load_state(state["health"]["watch"])
+        self.rollbacks += 1
+        self.lr_scale *= h.lr_factor
+        self._apply_lr()
+        self._sync_generator()
+        return (f"rolled back to {older[-1].name} ({self.rollbacks} of {h.max_rollbacks}), learning rate now "
+                f"{self.cfg.trainer.lr * self.lr_scale:.3g} x the schedule"), "rollback"
 
     def export(self, folder: Path) -> Path:
         """The trained policy in Hugging Face format (LoRA adapters merged), loadable by vLLM/sglang.
