@@ -122,7 +122,7 @@ def test_zerosearch_train_ends_with_the_health_lines(monkeypatch, capsys, stops)
     class Trainer:
         rank, run_dir = 0, "runs/x"
 
-        def __init__(self, cfg, resume=False):
+        def __init__(self, cfg, resume=False, overwrite=False):
             self.health_events = []
 
         def train(self):

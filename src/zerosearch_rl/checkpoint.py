@@ -20,8 +20,7 @@ import torch
 
 from zerosearch_rl.config import Config, save_config
 from zerosearch_rl.distributed import load_full_state_dict
-
-STEP_PREFIX = "step-"
+from zerosearch_rl.run_folder import checkpoint_dir, list_checkpoints
 
 
 def rng_state() -> dict[str, Any]:
@@ -36,10 +35,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def checkpoint_dir(run_dir: str | Path, step: int) -> Path:
-    return Path(run_dir) / "checkpoints" / f"{STEP_PREFIX}{step:06d}"
 
 
 def save_checkpoint(run_dir: str | Path, step: int, policy: Any, tokenizer: Any, state: dict[str, Any],
@@ -60,20 +55,6 @@ def save_checkpoint(run_dir: str | Path, step: int, policy: Any, tokenizer: Any,
     for old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
-
-
-def checkpoint_step(path: Path) -> int:
-    """The step a checkpoint folder was saved at."""
-    return int(path.name[len(STEP_PREFIX):])
-
-
-def list_checkpoints(run_dir: str | Path) -> list[Path]:
-    """Complete checkpoints, oldest first (temporary folders of interrupted writes are ignored)."""
-    root = Path(run_dir) / "checkpoints"
-    if not root.is_dir():
-        return []
-    done = [p for p in root.iterdir() if p.name.startswith(STEP_PREFIX) and (p / "state.pt").is_file()]
-    return sorted(done, key=checkpoint_step)
 
 
 def load_state(path: str | Path) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 import sys
 from collections import Counter
@@ -13,10 +14,36 @@ from zerosearch_rl.config import BACKENDS, ConfigError, describe_fields, dump_co
 from zerosearch_rl.data import DataError, load_examples
 from zerosearch_rl.health import HealthStop, summary
 from zerosearch_rl.net import EndpointError
+from zerosearch_rl.run_folder import RunError
 from zerosearch_rl.search.base import SearchError
+from zerosearch_rl.search.corpus import CorpusError
+from zerosearch_rl.tracking import MetricsError
 
 #: Errors a user can fix from the message alone: printed on one line, exit code 2, no traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, SearchError, EndpointError, HealthStop)
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, CorpusError, SearchError, EndpointError,
+                                            HealthStop, MetricsError, RunError)
+#: File-system errors about a path the user gave (exit 2, as bad input); any other OSError (a full disk, an I/O
+#: error) and a missing optional package (our ImportErrors say what to install) exit 1, also on one line.
+PATH_ERRORS: tuple[type[OSError], ...] = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
+                                          PermissionError)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_empty(text: str) -> str:
+    """An argparse type: text with something in it."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
 
 
 def _config_show(args: argparse.Namespace) -> None:
@@ -73,7 +100,7 @@ def _serve(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace) -> None:
     from zerosearch_rl.trainer import Trainer
 
-    trainer = Trainer(load_config(args.config, args.overrides), resume=args.resume)
+    trainer = Trainer(load_config(args.config, args.overrides), resume=args.resume, overwrite=args.overwrite)
     try:
         history = trainer.train()
     finally:
@@ -125,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train LLMs to search with RL against a simulated search engine (ZeroSearch).",
     )
     parser.add_argument("--version", action="version", version=f"zerosearch-rl {__version__}")
+    parser.add_argument("--debug", action="store_true", help="on an error, show the Python traceback, not just the "
+                                                             "one-line message (anywhere on the line)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     config = commands.add_parser("config", help="show the resolved config or document its fields")
@@ -138,10 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     fields.set_defaults(run=_config_fields)
 
     search = commands.add_parser("search", help="run one query against a search engine and print the documents")
-    search.add_argument("query")
+    search.add_argument("query", type=non_empty)
     search.add_argument("--engine", choices=BACKENDS, help="override search.backend")
-    search.add_argument("--question", help="the question the simulator is told about (default: the query)")
-    search.add_argument("--answer", action="append", help="a gold answer for the simulator (repeatable)")
+    search.add_argument("--question", type=non_empty, help="the question the simulator is told about (default: the "
+                                                           "query)")
+    search.add_argument("--answer", action="append", type=non_empty,
+                        help="a gold answer for the simulator (repeatable)")
     search.add_argument("--noisy", action="store_true", help="ask a simulated engine for noisy documents")
     _add_config_args(search)
     search.set_defaults(run=_search)
@@ -152,7 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="RL training (GRPO / PPO / REINFORCE) of a search policy")
     _add_config_args(train)
-    train.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
+    again = train.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue the run in trainer.output_dir from its newest intact checkpoint")
+    again.add_argument("--overwrite", action="store_true",
+                       help="replace the run in trainer.output_dir (its files are removed first); without --resume "
+                            "or --overwrite a folder that holds a run is refused")
     train.set_defaults(run=_train)
 
     script = commands.add_parser("script", help="run ZeroSearch's train_grpo.sh / train_ppo.sh / train_reinforce.sh "
@@ -173,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "HTTP, SmolLM2 simulating useful and noisy pages (`make demo-engines`)")
     demo.add_argument("--out", default="runs/engines", help="output folder")
     demo.add_argument("--no-simulator", action="store_true", help="skip the LLM-simulated engine")
-    demo.add_argument("--limit", type=int, help="use only the first N questions")
+    demo.add_argument("--limit", type=positive_int, help="use only the first N questions")
     demo.set_defaults(run=_demo)
 
     data = commands.add_parser("data", help="inspect QA data files")
@@ -181,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = data_cmds.add_parser("check", help="validate parquet/JSONL files and count examples per source")
     check.add_argument("files", nargs="+")
     check.add_argument("--sources", nargs="*", help="keep only these data sources")
-    check.add_argument("--limit", type=int, help="at most this many examples per file")
+    check.add_argument("--limit", type=positive_int, help="at most this many examples per file")
     check.set_defaults(run=_data_check)
     cli_eval.register_data(data_cmds)
     cli_eval.register(commands)
@@ -193,17 +229,47 @@ def build_parser() -> argparse.ArgumentParser:
 _OVERRIDE = re.compile(r"^[A-Za-z_]\w*\.[A-Za-z_]\w*=")
 
 
+def _message(exc: BaseException) -> str:
+    """One line for an error: an OSError as ``path: reason``, anything else as its message."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        paths = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else str(exc.filename)
+        return f"{paths}: {exc.strerror}"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _notices() -> logging.Handler:
+    """Our modules' warnings (a retry, a repaired file) as ``zerosearch: ...`` lines on stderr while a command runs."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("zerosearch: %(message)s"))
+    logging.getLogger("zerosearch_rl").addHandler(handler)
+    return handler
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``zerosearch`` command. Every error of ours, every file-system error and a missing optional package end
+    in one line ``zerosearch: error: ...`` (exit 2 for bad input, 1 otherwise), Ctrl-C in ``zerosearch: interrupted
+    ...`` (exit 130); ``--debug`` lets the traceback through. Any other exception is a bug: its traceback shows."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
     overrides = [a for a in argv if _OVERRIDE.match(a)]  # section.field=value, anywhere on the line
-    args = build_parser().parse_args([a for a in argv if not _OVERRIDE.match(a)])
-    args.overrides = overrides
+    args = build_parser().parse_args([a for a in argv if not _OVERRIDE.match(a) and a != "--debug"])
+    args.overrides, args.debug = overrides, debug
     run: Callable[[argparse.Namespace], None] = args.run
+    handler = _notices()
     try:
         run(args)
-    except USER_ERRORS as exc:
-        print(f"zerosearch: error: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt as exc:
+        if debug:
+            raise
+        print(f"zerosearch: {_message(exc) if str(exc) else 'interrupted'}", file=sys.stderr)
+        return 130
+    except (*USER_ERRORS, OSError, ImportError) as exc:
+        if debug:
+            raise
+        print(f"zerosearch: error: {_message(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, USER_ERRORS + PATH_ERRORS) else 1
+    finally:
+        logging.getLogger("zerosearch_rl").removeHandler(handler)
     return 0
 
 

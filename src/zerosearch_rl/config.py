@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -42,6 +43,8 @@ class _Section:
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             value, key = getattr(self, f.name), f"{self.section}.{f.name}"
             _check_choices(value, hints[f.name], key)
+            if isinstance(value, float) and not math.isfinite(value):  # inf passes every bound, nan fails them all
+                raise ConfigError(f"{key} must be a finite number, got {value}")
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 for op, ok, word in (("ge", value.__ge__, ">="), ("gt", value.__gt__, ">"),
                                      ("le", value.__le__, "<=")):
@@ -633,9 +636,11 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     if path is not None:
         p = Path(path)
         if not p.is_file():
-            raise ConfigError(f"config file {str(p)!r} does not exist")
+            raise ConfigError(f"config file {str(p)!r} " + ("is a directory" if p.is_dir() else "does not exist"))
         try:
             loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start}): save it as UTF-8") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{p}: not valid YAML: {exc}".replace("\n", " ")) from None
         if loaded is not None and not isinstance(loaded, Mapping):

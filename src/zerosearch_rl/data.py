@@ -48,6 +48,20 @@ def _answers(value: Any, where: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _nested(row: Mapping[str, Any], path: tuple[str, ...], where: str) -> Any:
+    """``row[path[0]][path[1]]...``, None where a level is missing or null; a level that is not a mapping is an
+    error naming the field (a parquet column of strings where the format has a struct)."""
+    value: Any = row
+    for depth, name in enumerate(path):
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            raise DataError(f"{where}, field {'.'.join(path[:depth])!r}: expected a mapping holding {name!r}, got "
+                            f"{type(value).__name__} {value!r:.80}")
+        value = value.get(name)
+    return value
+
+
 def _question(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise DataError(f"{where}: expected a non-empty question string, got {value!r}")
@@ -114,14 +128,13 @@ def example_from_row(row: Mapping[str, Any], where: str, default_index: int = 0)
     source = row.get("data_source")
     if not isinstance(source, str) or not source:
         raise DataError(f"{where}, field 'data_source': expected a non-empty string, got {source!r}")
-    target = ((row.get("reward_model") or {}).get("ground_truth") or {}).get("target")
+    target = _nested(row, ("reward_model", "ground_truth", "target"), where)
     if target is not None:
         answers = _answers(target, f"{where}, field 'reward_model.ground_truth.target'")
     else:
         answers = _answers(row.get("golden_answers"), f"{where}, field 'golden_answers'")
-    extra = row.get("extra_info") or {}
-    split = extra.get("split") or ""
-    index = extra.get("index")
+    split = _nested(row, ("extra_info", "split"), where) or ""
+    index = _nested(row, ("extra_info", "index"), where)
     index = default_index if index is None else index
     metadata: dict[str, Any] = {"split": split, "index": index}
     if row.get("prompt") is not None:
@@ -159,6 +172,8 @@ def load_examples(
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
+    if limit is not None and limit < 0:  # a slice would silently drop the last rows instead
+        raise DataError(f"the limit of examples per file must be 0 or more, got {limit}")
     wanted = set(sources)
     seen: dict[str, str] = {}
     out: list[QAExample] = []

@@ -69,8 +69,3 @@ def smollm2_instruct(cache: Path | None = None) -> Path:
 
 #: Model names that resolve to a model shipped in a PyPI package (converted and cached on first use).
 PACKAGED = {"smollm2-135m-instruct": smollm2_instruct}
-
-
-def resolve_model(name: str) -> str:
-    """A packaged model's local folder for its short name; any other name or path unchanged."""
-    return str(PACKAGED[name]()) if name in PACKAGED else name

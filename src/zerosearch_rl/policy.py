@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from zerosearch_rl.algorithms import entropy_from_logits
 from zerosearch_rl.config import ModelConfig
 from zerosearch_rl.llm.hf import cache_kwarg, enable_checkpointing, load_causal_lm, resolve_device
-from zerosearch_rl.packaged_models import resolve_model
+from zerosearch_rl.model_paths import resolve_model
 from zerosearch_rl.tiny_models import TINY_RANDOM, byte_tokenizer, tiny_llama
 from zerosearch_rl.types import Trajectory
 
@@ -160,17 +160,18 @@ def value_model_like(policy: Any) -> ValueModel:
     return ValueModel(copy.deepcopy(body).train(), policy.config.hidden_size).to(next(policy.parameters()).device)
 
 
-def load_policy(cfg: ModelConfig, seed: int = 0) -> tuple[Any, Any]:
-    """(policy, tokenizer) per the model config; LoRA adapters through peft when ``lora_rank > 0``."""
+def load_policy(cfg: ModelConfig, seed: int = 0, key: str = "model.policy") -> tuple[Any, Any]:
+    """(policy, tokenizer) per the model config; LoRA adapters through peft when ``lora_rank > 0``. ``key`` names
+    the setting that gave ``cfg.policy`` in errors (``model_paths.resolve_model``)."""
     if cfg.policy == TINY_RANDOM:
         tokenizer = byte_tokenizer()
         model = tiny_llama(len(tokenizer), seed).to(resolve_device(cfg.device))
     else:
-        model, tokenizer = load_causal_lm(resolve_model(cfg.policy), cfg.dtype, cfg.device)
+        model, tokenizer = load_causal_lm(resolve_model(cfg.policy, key), cfg.dtype, cfg.device)
         if cfg.tokenizer:
             from transformers import AutoTokenizer
 
-            tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer)
+            tokenizer = AutoTokenizer.from_pretrained(resolve_model(cfg.tokenizer, "model.tokenizer", weights=False))
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     if cfg.gradient_checkpointing:

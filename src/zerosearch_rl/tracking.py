@@ -3,14 +3,58 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from zerosearch_rl.health import EVENTS
+from zerosearch_rl.jsonl import iter_rows
 
 METRICS_FILE = "metrics.jsonl"
+log = logging.getLogger(__name__)
+
+
+class MetricsError(ValueError):
+    """A metrics file, or a plot of one, that cannot be made; the message names the file and the line."""
+
+
+def _split_cut_line(data: bytes) -> tuple[bytes, bytes]:
+    """(the complete lines, a cut last line): a process killed while writing a line leaves it without its
+    newline and unparsable. A last line that parses, or ends in a newline, is complete."""
+    if not data.strip() or data.endswith(b"\n"):
+        return data, b""
+    head, _, last = data.rpartition(b"\n")
+    try:
+        json.loads(last.decode("utf-8"))
+        return data, b""
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError are both ValueErrors
+        return head + b"\n" if head else b"", last
+
+
+def metrics_rows(path: Path) -> tuple[list[dict[str, Any]], bytes]:
+    """The rows of a metrics file and the cut last line left out (b"" when there is none). Any other bad line
+    is a ``MetricsError`` naming the file and the line."""
+    complete, cut = _split_cut_line(path.read_bytes())
+    rows = []
+    for line_no, row in iter_rows(complete.splitlines(keepends=True), path, MetricsError):
+        if not isinstance(row.get("step"), int):
+            raise MetricsError(f"{path}: row {line_no}: no integer 'step' (not a metrics file of zerosearch train?)")
+        rows.append(row)
+    return rows, cut
+
+
+def repair_metrics(path: Path) -> None:
+    """Drop a cut last line from a metrics file (what a crash mid-write leaves), with a notice; a resumed run then
+    appends to whole lines only."""
+    if not path.is_file():
+        return
+    rows, cut = metrics_rows(path)
+    if cut:
+        log.warning("%s: dropped a partial last line (a crash while it was written): %r", path, cut[:80].decode(
+            "utf-8", "replace"))
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
 
 class MetricsLogger:
@@ -25,9 +69,8 @@ class MetricsLogger:
         self.path = Path(run_dir) / METRICS_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume_step is not None and self.path.is_file():
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["step"] <= resume_step]
-            self.path.write_text("".join(f"{line}\n" for line in kept))
+            kept = [r for r in metrics_rows(self.path)[0] if r["step"] <= resume_step]
+            self.path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
         elif self.path.is_file():
             self.path.unlink()
         self._file = self.path.open("a", encoding="utf-8")
@@ -74,8 +117,11 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     p = Path(path)
     p = p / METRICS_FILE if p.is_dir() else p
     if not p.is_file():
-        raise FileNotFoundError(f"no metrics at {p}")
-    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+        raise MetricsError(f"no metrics at {p}" + ("" if p.parent.is_dir() else f" ({p.parent} does not exist)"))
+    rows, cut = metrics_rows(p)
+    if cut:
+        log.warning("%s: left out a partial last line (a run killed while it was written)", p)
+    return rows
 
 
 DEFAULT_CURVES = ("reward/mean", "reward/exact_match", "rollout/searches", "noise/probability")
@@ -97,7 +143,8 @@ def metrics_figure(rows: Sequence[dict[str, Any]], keys: Sequence[str] = DEFAULT
 
     present = [k for k in keys if any(k in r and r[k] is not None for r in rows)]
     if not present:
-        raise ValueError(f"none of {', '.join(keys)} is in the metrics")
+        there = sorted({k for r in rows for k, v in r.items() if isinstance(v, (int, float)) and k != "step"})
+        raise MetricsError(f"none of {', '.join(keys)} is in the metrics; they hold: {', '.join(there) or 'no rows'}")
     fig, axes = plt.subplots(len(present), 1, figsize=(7, 2.2 * len(present)), sharex=True, squeeze=False)
     steps_noise = [(r["step"], r["noise/probability"]) for r in rows if r.get("noise/probability") is not None]
     events = event_steps(rows)
@@ -121,11 +168,16 @@ def metrics_figure(rows: Sequence[dict[str, Any]], keys: Sequence[str] = DEFAULT
 
 def plot_metrics(rows: Sequence[dict[str, Any]], out: str | Path, keys: Sequence[str] = DEFAULT_CURVES,
                  title: str = "") -> Path:
-    """``metrics_figure`` written to the PNG ``out``."""
+    """``metrics_figure`` written to the image ``out`` (a PNG, or any format matplotlib writes, by its suffix)."""
     import matplotlib.pyplot as plt
+    from matplotlib.backend_bases import FigureCanvasBase
 
-    fig = metrics_figure(rows, keys, title)
     target = Path(out)
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    if target.suffix.lstrip(".").lower() not in kinds:
+        raise MetricsError(f"{target}: cannot draw a {target.suffix or 'file without a suffix'}; valid: "
+                           f"{', '.join('.' + k for k in sorted(kinds))}")
+    fig = metrics_figure(rows, keys, title)
     fig.savefig(target, dpi=110)
     plt.close(fig)
     return target

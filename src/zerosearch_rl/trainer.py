@@ -23,13 +23,7 @@ from torch import Tensor
 
 from zerosearch_rl import algorithms as algo
 from zerosearch_rl import distributed as par
-from zerosearch_rl.checkpoint import (
-    checkpoint_step,
-    list_checkpoints,
-    load_policy_weights,
-    load_state,
-    save_checkpoint,
-)
+from zerosearch_rl.checkpoint import load_policy_weights, load_state, save_checkpoint
 from zerosearch_rl.config import (
     Config,
     ConfigError,
@@ -49,6 +43,14 @@ from zerosearch_rl.policy import TokenBatch, frozen_copy, load_policy, slice_row
 from zerosearch_rl.protocol import STOP_STRINGS
 from zerosearch_rl.reward import RewardScores, score_trajectory
 from zerosearch_rl.rollout import Rollout
+from zerosearch_rl.run_folder import (
+    Interrupted,
+    checkpoint_step,
+    interrupted_message,
+    list_checkpoints,
+    prepare_run,
+    resume_mismatch,
+)
 from zerosearch_rl.search import build_backend
 from zerosearch_rl.tracking import MetricsLogger
 from zerosearch_rl.types import Trajectory
@@ -98,14 +100,17 @@ def configured_reward(t: TrainerConfig) -> RewardFn:
 
 
 class Trainer:
-    """One training run of ``cfg``; ``resume=True`` continues from the run folder's latest checkpoint.
+    """One training run of ``cfg``; ``resume=True`` continues from the run folder's newest intact checkpoint,
+    ``overwrite=True`` replaces a run found there (without either, a folder holding a run is refused:
+    ``run_folder.prepare_run``).
 
     ``reward_fn`` replaces the configured reward (``trainer.reward_metric`` on the policy's own text) with
     any function of the trajectory; it must still score the response only (``Trajectory.policy_text``).
     ``health_events`` collects what the health watch (``cfg.health``) reported during ``train``.
     """
 
-    def __init__(self, cfg: Config, resume: bool = False, reward_fn: RewardFn | None = None) -> None:
+    def __init__(self, cfg: Config, resume: bool = False, reward_fn: RewardFn | None = None,
+                 overwrite: bool = False) -> None:
         self.cfg, t = cfg, cfg.trainer
         self.reward_fn = reward_fn or configured_reward(t)
         self.rank, self.world, self.strategy = par.init_distributed(t.strategy)
@@ -113,18 +118,20 @@ class Trainer:
         if self.strategy == "fsdp" and cfg.model.lora_rank:
             raise ConfigError("trainer.strategy=fsdp needs model.lora_rank=0 (LoRA already keeps the trained "
                               "state small: use ddp with LoRA)")
+        self.run_dir = Path(t.output_dir)
+        resume_from = prepare_run(cfg, resume, overwrite, writer=self.rank == 0)  # before anything loads or writes
+        if dist.is_initialized():
+            dist.barrier()  # every process sees the folder as rank 0 left it
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # our own bar is the one to watch
-        self.run_dir = Path(t.output_dir)
         torch.manual_seed(t.seed)
         examples = load_examples(cfg.data.train_files, cfg.data.sources, cfg.data.limit)
         self.policy, self.tokenizer = load_policy(cfg.model, t.seed)
         self.device = next(self.policy.parameters()).device
         self.ref = frozen_copy(self.policy) if cfg.algorithm.kl_coef > 0 and cfg.model.lora_rank == 0 else None
         self.value = value_model_like(self.policy) if cfg.algorithm.advantage == "gae" else None
-        checkpoints = list_checkpoints(self.run_dir) if resume else []
-        state = self._restore_weights(checkpoints[-1]) if checkpoints else None
+        state = self._resume_weights(resume_from) if resume_from is not None else None
         # Under FSDP sampling runs on an unsharded copy that follows the policy (see distributed.py).
         sharded = self.strategy == "fsdp"
         self.gen_model = (frozen_copy(self.policy) if sharded and cfg.rollout.generator == "transformers"
@@ -165,7 +172,7 @@ class Trainer:
             self._restore_state(state)
         self._apply_lr()
         self._sync_generator()
-        self.logger = (MetricsLogger(self.run_dir, self.start_step - 1 if checkpoints else None, t.tensorboard,
+        self.logger = (MetricsLogger(self.run_dir, self.start_step - 1 if state is not None else None, t.tensorboard,
                                      t.wandb_project, config_to_dict(cfg)) if self.rank == 0 else None)
         if self.rank == 0:
             save_config(cfg, self.run_dir / "config.yaml")
@@ -228,6 +235,14 @@ class Trainer:
         if self.value is not None:
             par.load_full_state_dict(getattr(self.value, "module", self.value), state["value"])
         return state
+
+    def _resume_weights(self, path: Path) -> dict[str, Any]:
+        """``_restore_weights`` for a resume: a checkpoint that does not fit the configured model is an error that
+        says what differs between its config and this one, not the loader's dump."""
+        try:
+            return self._restore_weights(path)
+        except (RuntimeError, KeyError, ValueError, OSError) as exc:
+            raise resume_mismatch(path, self.cfg, exc) from exc
 
     def _restore_optimizers(self, state: dict[str, Any]) -> None:
         par.load_optimizer_state(self.policy, self.optimizer, state["optimizer"])
@@ -478,6 +493,7 @@ class Trainer:
         t, history = self.cfg.trainer, []
         columns = (TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                    TimeRemainingColumn())
+        step = self.start_step
         try:
             with Progress(*columns, disable=self.rank != 0) as bar:
                 task = bar.add_task("train", total=t.total_steps, completed=self.start_step, info="")
@@ -502,6 +518,8 @@ class Trainer:
                         self.save(step)
             self._check_replicas()
             self.export(self.run_dir / "final")
+        except KeyboardInterrupt:  # the metrics written so far are whole lines (each is flushed at once)
+            raise Interrupted(interrupted_message(self.run_dir, step)) from None
         finally:
             if self.logger is not None:
                 self.logger.close()

@@ -22,13 +22,13 @@ class EvalPolicy:
             close()
 
 
-def _tokenizer(name: str) -> Any:
+def _tokenizer(name: str, key: str) -> Any:
     from transformers import AutoTokenizer
 
-    from zerosearch_rl.packaged_models import resolve_model
+    from zerosearch_rl.model_paths import resolve_model
 
     try:
-        return AutoTokenizer.from_pretrained(resolve_model(name))
+        return AutoTokenizer.from_pretrained(resolve_model(name, key, weights=False))
     except OSError as exc:
         raise ConfigError(f"cannot load the tokenizer {name!r} (model.tokenizer or model.policy): it must be a "
                           f"local folder or a name already in the Hugging Face cache ({exc})") from None
@@ -43,7 +43,7 @@ def load_eval_policy(cfg: Config) -> EvalPolicy:
 
         if not (m.tokenizer or m.policy):
             raise ConfigError("eval.policy_urls needs model.tokenizer (or model.policy) to render the prompts")
-        tokenizer = _tokenizer(m.tokenizer or m.policy)
+        tokenizer = _tokenizer(m.tokenizer or m.policy, "model.tokenizer" if m.tokenizer else "model.policy")
         client = OpenAICompletionsClient(e.policy_urls, e.policy_model, api_key_env=e.policy_api_key_env,
                                          concurrency=e.policy_concurrency, timeout_s=e.policy_timeout_s,
                                          retry=RetryPolicy(max_retries=e.policy_max_retries))

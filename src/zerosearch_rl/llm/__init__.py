@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from zerosearch_rl.config import SimulatorConfig
 from zerosearch_rl.llm.base import ChatLLM, Completion, Sampling
 
@@ -20,13 +22,15 @@ def build_chat_llm(cfg: SimulatorConfig) -> ChatLLM:
         from zerosearch_rl.llm.openai_http import OpenAIChatClient
 
         return OpenAIChatClient.from_config(cfg)
+    from zerosearch_rl.model_paths import resolve_model
+
     if cfg.client == "transformers":
         from zerosearch_rl.llm.transformers_chat import TransformersChat
-        from zerosearch_rl.packaged_models import resolve_model
 
-        return TransformersChat.from_pretrained(resolve_model(cfg.model), system_message=cfg.system_message)
+        return TransformersChat.from_pretrained(resolve_model(cfg.model, "simulator.model"),
+                                                system_message=cfg.system_message)
     if cfg.client == "vllm":
         from zerosearch_rl.llm.vllm_chat import VLLMChat
 
-        return VLLMChat.from_config(cfg)
+        return VLLMChat.from_config(replace(cfg, model=resolve_model(cfg.model, "simulator.model")))
     raise ValueError(f"unknown simulator client {cfg.client!r}; valid: {', '.join(CLIENTS)}")

@@ -235,10 +235,11 @@ def build_collector(cfg: Any) -> Collector:
         from transformers import AutoTokenizer
 
         from zerosearch_rl.generation_vllm import VLLMGenerator
-        from zerosearch_rl.packaged_models import resolve_model
+        from zerosearch_rl.model_paths import resolve_model
 
-        path = resolve_model(cfg.model.policy)
-        tokenizer = AutoTokenizer.from_pretrained(cfg.model.tokenizer or path)
+        path = resolve_model(cfg.model.policy, "model.policy")
+        tokenizer = AutoTokenizer.from_pretrained(
+            resolve_model(cfg.model.tokenizer, "model.tokenizer", weights=False) if cfg.model.tokenizer else path)
         generator = VLLMGenerator(path, STOP_STRINGS)
     else:
         raise ConfigError(f"sim.collector=policy: rollout.generator={kind} is not supported for collection; "

@@ -62,7 +62,7 @@ def build_sft_trainer(sft_path: str | Path, base_model: str, work_dir: str | Pat
     device = resolve_device(sim.device)
     model_cfg = ModelConfig(policy=base_model, device=sim.device, lora_rank=sim.lora_rank, lora_alpha=sim.lora_alpha,
                             lora_dropout=sim.lora_dropout, lora_target_modules=sim.lora_target_modules)
-    model, tokenizer = load_policy(model_cfg, sim.seed)
+    model, tokenizer = load_policy(model_cfg, sim.seed, key="sim.base_model")
     chat = bool(getattr(tokenizer, "chat_template", None))
     cpu = device.type == "cpu"
     bf16 = not cpu and torch.cuda.is_bf16_supported()
