@@ -149,8 +149,12 @@ class SearchConfig(_Section):
     urls: tuple[str, ...] = _f((), "Base URLs of Search-R1-style /retrieve servers (tried in order).")
     remote_extras: bool = _f(False, "backend=remote: also send each query's question, gold answers and noise "
                                     "decision, so a `zerosearch serve` simulator on the other side can use them.")
-    timeout_s: float = _f(30.0, "Seconds before one search call is abandoned.", gt=0.0)
-    max_retries: int = _f(3, "Retries after a failed call, with exponential backoff.", ge=0)
+    timeout_s: float = _f(15.0, "Seconds before one search call is abandoned (the wait for its reply; connecting "
+                                "waits at most 10 s). A server that accepts and never answers costs (max_retries + "
+                                "1) x timeout_s plus the backoffs before the error, each retry printed: 3 x 15 s by "
+                                "default. Raise it for a server whose pages an LLM writes (a `zerosearch serve` "
+                                "simulator: a batch of 600-token pages can take a minute).", gt=0.0)
+    max_retries: int = _f(2, "Retries after a failed call, with exponential backoff, each one printed.", ge=0)
     backoff_s: float = _f(0.5, "First backoff delay; doubles after each retry.", ge=0.0)
     on_error: Literal["raise", "document"] = _f(
         "raise", "After the retries: raise (stop, naming the endpoint) or return one 'search failed' "

@@ -1,15 +1,18 @@
 """Network calls that never wait forever (DESIGN.md contract 6).
 
 Every call has a timeout (set on the HTTP client: httpx, or aiohttp for the simulator), a bounded number
-of retries with exponential backoff, and fail-over across several base URLs. When every attempt has
-failed, ``EndpointError`` names the URLs, the number of attempts and the last error, so the user knows
-which server to fix.
+of retries with exponential backoff, and fail-over across several base URLs. Each retry is a warning line
+(which URL, which attempt, the error, the wait), so a server that accepts and never answers is not a silent
+wait; when every attempt has failed, ``EndpointError`` names the URLs, the number of attempts and the last
+error, so the user knows which server to fix.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -17,6 +20,19 @@ from typing import Any, TypeVar
 import httpx
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+#: The same retry (what, URL, attempt) is reported at most once in this many seconds: a step's hundreds of
+#: concurrent requests to one dead server make one line per attempt, not hundreds.
+RETRY_NOTICE_EVERY_S = 5.0
+_NOTICED: dict[tuple[str, str, int], float] = {}
+
+
+def _notice_retry(what: str, url: str, attempt: int, attempts: int, error: str, wait: float) -> None:
+    key, now = (what, url, attempt), time.monotonic()
+    if now - _NOTICED.get(key, -RETRY_NOTICE_EVERY_S) < RETRY_NOTICE_EVERY_S:
+        return
+    _NOTICED[key] = now
+    log.warning("%s: %s failed (attempt %d of %d: %s); retrying in %.1f s", what, url, attempt, attempts, error, wait)
 
 
 class EndpointError(RuntimeError):
@@ -113,6 +129,8 @@ async def call_with_failover(
             raise EndpointError(f"{what}: {url} refused the request: {exc}") from None
         except retryable as exc:
             last = f"{url}: {_describe(exc)}"
+            if i + 1 < policy.attempts:
+                _notice_retry(what, url, i + 1, policy.attempts, _describe(exc), policy.delay(i))
         if i + 1 < policy.attempts:
             await asyncio.sleep(policy.delay(i))
     tried = ", ".join(dict.fromkeys(urls[(first + i) % len(urls)] for i in range(policy.attempts)))

@@ -84,8 +84,8 @@ class RemoteBackend(CountingBackend):
         self,
         urls: Sequence[str],
         topk: int = 5,
-        timeout_s: float = 30.0,
-        max_retries: int = 3,
+        timeout_s: float = 15.0,
+        max_retries: int = 2,
         backoff_s: float = 0.5,
         send_extras: bool = False,
     ) -> None:
