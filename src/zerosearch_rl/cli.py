@@ -8,20 +8,22 @@ import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from zerosearch_rl import __version__, cli_eval, cli_sim, cli_world
-from zerosearch_rl.config import BACKENDS, ConfigError, describe_fields, dump_config, load_config
+from zerosearch_rl.config import BACKENDS, SECTIONS, ConfigError, describe_fields, dump_config, load_config
 from zerosearch_rl.data import DataError, load_examples
 from zerosearch_rl.health import HealthStop, summary
 from zerosearch_rl.net import EndpointError
+from zerosearch_rl.protocol import PromptError
 from zerosearch_rl.run_folder import RunError
 from zerosearch_rl.search.base import SearchError
 from zerosearch_rl.search.corpus import CorpusError
 from zerosearch_rl.tracking import MetricsError
 
 #: Errors a user can fix from the message alone: printed on one line, exit code 2, no traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, CorpusError, SearchError, EndpointError,
-                                            HealthStop, MetricsError, RunError)
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, CorpusError, PromptError, SearchError,
+                                            EndpointError, HealthStop, MetricsError, RunError)
 #: File-system errors about a path the user gave (exit 2, as bad input); any other OSError (a full disk, an I/O
 #: error) and a missing optional package (our ImportErrors say what to install) exit 1, also on one line.
 PATH_ERRORS: tuple[type[OSError], ...] = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
@@ -54,6 +56,8 @@ def _config_fields(args: argparse.Namespace) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    if args.section and args.section not in SECTIONS:
+        raise ConfigError(f"no config section {args.section!r}; valid: {', '.join(SECTIONS)}")
     table = Table("key", "type", "default", "meaning", show_lines=False)
     for row in describe_fields():
         if not args.section or row[0].startswith(args.section + "."):
@@ -63,6 +67,10 @@ def _config_fields(args: argparse.Namespace) -> None:
 
 def _data_check(args: argparse.Namespace) -> None:
     examples = load_examples(args.files, sources=args.sources or (), limit=args.limit)
+    if not examples:
+        held = sorted({ex.source for ex in load_examples(args.files)}) if args.sources else []
+        raise DataError(f"no examples in {', '.join(args.files)}" + (
+            f" of the sources {', '.join(args.sources)} (the files hold: {', '.join(held) or 'none'})" if held else ""))
     counts = Counter(ex.source for ex in examples)
     for source, n in sorted(counts.items()):
         print(f"{source:>20}  {n}")
@@ -232,6 +240,10 @@ _OVERRIDE = re.compile(r"^[A-Za-z_]\w*\.[A-Za-z_]\w*=")
 def _message(exc: BaseException) -> str:
     """One line for an error: an OSError as ``path: reason``, anything else as its message."""
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        path = Path(str(exc.filename))
+        blocker = next((p for p in (path, *path.parents) if p.is_file()), None)
+        if isinstance(exc, (NotADirectoryError, FileExistsError)) and blocker is not None:  # mkdir meets a file
+            return f"{path} is a file, not a folder" if blocker == path else f"{path}: {blocker} is a file, not a folder"
         paths = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else str(exc.filename)
         return f"{paths}: {exc.strerror}"
     return " ".join(str(exc).split()) or type(exc).__name__

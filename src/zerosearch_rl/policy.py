@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from zerosearch_rl.algorithms import entropy_from_logits
-from zerosearch_rl.config import ModelConfig
+from zerosearch_rl.config import ConfigError, ModelConfig
 from zerosearch_rl.llm.hf import cache_kwarg, enable_checkpointing, load_causal_lm, resolve_device
 from zerosearch_rl.model_paths import resolve_model
 from zerosearch_rl.tiny_models import TINY_RANDOM, byte_tokenizer, tiny_llama
@@ -164,6 +164,9 @@ def load_policy(cfg: ModelConfig, seed: int = 0, key: str = "model.policy") -> t
     """(policy, tokenizer) per the model config; LoRA adapters through peft when ``lora_rank > 0``. ``key`` names
     the setting that gave ``cfg.policy`` in errors (``model_paths.resolve_model``)."""
     if cfg.policy == TINY_RANDOM:
+        if cfg.tokenizer:
+            raise ConfigError(f"model.tokenizer={cfg.tokenizer!r} is not used with model.policy={TINY_RANDOM} (it has "
+                              f"its own byte tokenizer): leave model.tokenizer empty")
         tokenizer = byte_tokenizer()
         model = tiny_llama(len(tokenizer), seed).to(resolve_device(cfg.device))
     else:

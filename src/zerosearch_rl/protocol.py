@@ -90,6 +90,11 @@ OWN_TAG = r"</?(?:think|search|answer|information)>"
 _ACTION_RE = re.compile(rf"<(search|answer)>((?:(?!{OWN_TAG}).)*?)</\1>", re.DOTALL)
 
 
+class PromptError(ValueError):
+    """A prompt that cannot be built as configured; the message names the setting (``model.prompt_style``,
+    ``model.prompt_template``) and what would work."""
+
+
 def instruction(question: str) -> str:
     """The user-facing instruction with the question filled in."""
     return INSTRUCTION.format(question=question.strip())
@@ -101,7 +106,8 @@ def uses_chat_template(tokenizer: Any, style: str) -> bool:
         raise ValueError(f"unknown prompt style {style!r}; valid: {', '.join(PROMPT_STYLES)}")
     has_template = getattr(tokenizer, "chat_template", None) is not None
     if style == "chat" and not has_template:
-        raise ValueError("prompt style 'chat' needs a tokenizer with a chat template")
+        raise PromptError("model.prompt_style=chat needs a tokenizer with a chat template, and this one has none: "
+                          "use model.prompt_style=base (or auto, which picks base for it)")
     return style == "chat" or (style == "auto" and has_template)
 
 
@@ -121,8 +127,8 @@ def prompt_messages(question: str, template: str = "own",
         return [{"role": "user", "content": SEARCH_R1_INSTRUCTION.format(question=search_r1_question(question))}]
     if template == "data":
         if not row_prompt:
-            raise ValueError("model.prompt_template=data needs examples with a 'prompt' column (ZeroSearch/Search-R1 "
-                             "parquet); this example has none")
+            raise PromptError("model.prompt_template=data needs examples with a 'prompt' column (ZeroSearch/Search-R1 "
+                              "parquet); this example has none")
         return [{"role": str(m["role"]), "content": str(m["content"])} for m in row_prompt]
     raise ValueError(f"unknown prompt template {template!r}; valid: {', '.join(PROMPT_TEMPLATES)}")
 

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from zerosearch_rl.config import RolloutConfig
+from zerosearch_rl.config import ConfigError, RolloutConfig
 from zerosearch_rl.curriculum import is_noisy, unit_draw
 from zerosearch_rl.generation import Generated, TokenGenerator
 from zerosearch_rl.llm.base import Sampling
@@ -44,8 +44,9 @@ AsyncGenerate = Callable[[list[int], int, Sampling], Awaitable[Generated]]
 AsyncSearch = Callable[[list[SearchRequest]], Awaitable[list[list[Document]]]]
 
 
-class PromptTooLong(ValueError):
-    """A prompt longer than ``rollout.max_prompt_tokens``, naming the example."""
+class PromptTooLong(ConfigError):
+    """A prompt longer than ``rollout.max_prompt_tokens``, naming the example (a setting to raise, or a question to
+    drop: the CLI's one-line error)."""
 
 
 @dataclass

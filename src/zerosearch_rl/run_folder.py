@@ -27,10 +27,9 @@ from zerosearch_rl.tracking import METRICS_FILE, repair_metrics
 log = logging.getLogger(__name__)
 
 STEP_PREFIX = "step-"
-#: What makes a folder hold a run (checkpoints only with a checkpoint in it).
-RUN_MARKERS = (METRICS_FILE, "config.yaml", "checkpoints", "final")
 #: Everything a run writes into its folder: what ``overwrite`` removes (nothing else in the folder is touched).
-RUN_FILES = (*RUN_MARKERS, "tensorboard", "wandb", "vllm_start", "replicas.json", "curves.png")
+RUN_FILES = (METRICS_FILE, "config.yaml", "checkpoints", "final", "tensorboard", "wandb", "vllm_start",
+             "replicas.json", "curves.png")
 #: Settings that decide the shape of a checkpoint's saved state: a resume with other values cannot load it.
 STATE_KEYS = ("algorithm.advantage", "model.lora_rank", "model.lora_target_modules")
 
@@ -62,11 +61,19 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
 
 
 def run_contents(run_dir: Path) -> list[str]:
-    """The run markers present in ``run_dir`` (empty: it holds no run)."""
-    found = [name for name in RUN_MARKERS if name != "checkpoints" and (run_dir / name).exists()]
+    """What makes ``run_dir`` hold a run: a line in its metrics file, a checkpoint, a final policy (empty: it holds
+    none). A config.yaml and an empty metrics file alone are what a run that failed before its first step leaves;
+    there is nothing in them to lose."""
+    found = []
+    metrics = run_dir / METRICS_FILE
+    if metrics.is_file() and metrics.stat().st_size:
+        lines = len(metrics.read_bytes().splitlines())
+        found.append(f"{METRICS_FILE} of {lines} line{'s' if lines != 1 else ''}")
     checkpoints = list_checkpoints(run_dir)
     if checkpoints:
         found.append(f"checkpoints up to {checkpoints[-1].name}")
+    if (run_dir / "final").exists():
+        found.append("final/")
     return found
 
 
