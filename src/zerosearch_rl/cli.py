@@ -243,7 +243,8 @@ def _message(exc: BaseException) -> str:
         path = Path(str(exc.filename))
         blocker = next((p for p in (path, *path.parents) if p.is_file()), None)
         if isinstance(exc, (NotADirectoryError, FileExistsError)) and blocker is not None:  # mkdir meets a file
-            return f"{path} is a file, not a folder" if blocker == path else f"{path}: {blocker} is a file, not a folder"
+            where = "" if blocker == path else f"{path}: "
+            return f"{where}{blocker} is a file, not a folder"
         paths = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else str(exc.filename)
         return f"{paths}: {exc.strerror}"
     return " ".join(str(exc).split()) or type(exc).__name__
