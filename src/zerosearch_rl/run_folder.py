@@ -162,26 +162,24 @@ def check_writable(folder: Path, key: str) -> None:
         raise RunError(f"{key}={folder}: no permission to write in {parent}")
 
 
-def _resumable(run_dir: Path, writer: bool) -> Path:
-    """The newest intact checkpoint. Each broken newer one is named in a notice and (by the ``writer``) moved aside
-    to ``checkpoints/broken-step-N``: kept for a look, out of the way of the resumed run."""
+def _resumable(run_dir: Path) -> tuple[Path, list[Path]]:
+    """The newest intact checkpoint, and the broken ones newer than it (each named in a notice)."""
     checkpoints = list_checkpoints(run_dir)
-    held = run_contents(run_dir)
     if not checkpoints:
+        held = run_contents(run_dir)
         raise RunError(f"nothing to resume in {run_dir}: no checkpoint (it holds {', '.join(held) or 'no run'}); "
                        f"--overwrite starts the run again from step 0")
+    broken: dict[Path, str] = {}
     for path in reversed(checkpoints):
         problem = checkpoint_problem(path)
         if problem is None:
-            return path
-        aside = path.with_name(f"broken-{path.name}")
-        log.warning("checkpoint %s is broken (%s); moved aside to %s, resuming from an older one", path, problem,
-                    aside.name)
-        if writer:
-            shutil.rmtree(aside, ignore_errors=True)
-            path.rename(aside)
-    raise RunError(f"nothing to resume in {run_dir}: every checkpoint is broken (see above); --overwrite starts the "
-                   f"run again from step 0")
+            for bad, why in broken.items():
+                log.warning("checkpoint %s is broken (%s)", bad, why)
+            return path, list(broken)
+        broken[path] = problem
+    raise RunError(f"nothing to resume in {run_dir}: every checkpoint is broken ("
+                   f"{'; '.join(f'{p.name}: {why}' for p, why in broken.items())}); --overwrite starts the run again "
+                   f"from step 0")
 
 
 def prepare_run(cfg: Config, resume: bool = False, overwrite: bool = False, writer: bool = True) -> Path | None:
@@ -197,7 +195,7 @@ def prepare_run(cfg: Config, resume: bool = False, overwrite: bool = False, writ
     if resume:
         if not run_dir.is_dir():
             raise RunError(f"nothing to resume: trainer.output_dir={run_dir} does not exist")
-        checkpoint = _resumable(run_dir, writer)
+        checkpoint, broken = _resumable(run_dir)
         changes = config_changes(checkpoint, cfg)
         fixed = {k: v for k, v in changes.items() if k in STATE_KEYS}
         if fixed:
@@ -206,6 +204,12 @@ def prepare_run(cfg: Config, resume: bool = False, overwrite: bool = False, writ
                            f"(--overwrite, or another trainer.output_dir)")
         if changes:
             log.warning("resuming from %s with changed settings: %s", checkpoint.name, describe_changes(changes))
+        for path in broken:  # kept for a look, out of the way of the resumed run (which saves those steps again)
+            aside = path.with_name(f"broken-{path.name}")
+            log.warning("resuming from %s; the broken %s is moved aside to %s", checkpoint.name, path.name, aside.name)
+            if writer:
+                shutil.rmtree(aside, ignore_errors=True)
+                path.rename(aside)
         if writer:
             repair_metrics(run_dir / METRICS_FILE)
         return checkpoint
