@@ -297,6 +297,15 @@ def test_an_os_error_that_is_not_about_a_path_given_exits_1(monkeypatch, capsys)
     assert error_line(out, err) == "zerosearch: error: runs/x/metrics.jsonl: No space left on device"
 
 
+@pytest.mark.parametrize("flag", ["--resume", "--overwrite"])
+def test_zerosearch_script_hands_resume_and_overwrite_to_train(monkeypatch, flag):
+    ran = []
+    monkeypatch.setattr(os, "execv", lambda path, command: ran.append(command))
+    assert main(["script", "train_grpo.sh", flag]) == 0
+    (command,) = ran
+    assert command[command.index("train") + 1 :].count(flag) == 1 and command[-1] == flag
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
 def test_a_run_folder_in_a_read_only_folder_is_refused_before_anything_loads(prepared, capsys):
     locked = prepared / "locked"

@@ -131,7 +131,7 @@ def _script(args: argparse.Namespace) -> None:
         print(f"# {args.script} {' '.join(args.pairs)}\n# runs: {job.shell()}")
         print(dump_config(load_config(str(job.preset), list(job.overrides))), end="")
         return
-    command = job.command()
+    command = [*job.command(), *(["--resume"] if args.resume else []), *(["--overwrite"] if args.overwrite else [])]
     os.execv(command[0], command)
 
 
@@ -152,6 +152,15 @@ def _demo(args: argparse.Namespace) -> None:
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML config file (omit for the defaults); section.field=value "
                                          "arguments anywhere on the line override it")
+
+
+def _add_run_folder_args(parser: argparse.ArgumentParser) -> None:
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue the run in trainer.output_dir from its newest intact checkpoint")
+    again.add_argument("--overwrite", action="store_true",
+                       help="replace the run in trainer.output_dir (its files are removed first); without --resume "
+                            "or --overwrite a folder that holds a run is refused")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,12 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="RL training (GRPO / PPO / REINFORCE) of a search policy")
     _add_config_args(train)
-    again = train.add_mutually_exclusive_group()
-    again.add_argument("--resume", action="store_true",
-                       help="continue the run in trainer.output_dir from its newest intact checkpoint")
-    again.add_argument("--overwrite", action="store_true",
-                       help="replace the run in trainer.output_dir (its files are removed first); without --resume "
-                            "or --overwrite a folder that holds a run is refused")
+    _add_run_folder_args(train)
     train.set_defaults(run=_train)
 
     script = commands.add_parser("script", help="run ZeroSearch's train_grpo.sh / train_ppo.sh / train_reinforce.sh "
@@ -205,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     script.add_argument("pairs", nargs="*", help="the original's KEY VALUE arguments, e.g. NUM_GPUS_PER_NODE 4 "
                                                  "MODEL_PATH Qwen2.5-3B-Instruct DATA_PATH ZeroSearch_dataset")
     script.add_argument("--dry-run", action="store_true", help="print the command and the resolved config only")
+    _add_run_folder_args(script)
     script.set_defaults(run=_script)
 
     plot = commands.add_parser("plot", help="draw a run's metric curves to a PNG")
