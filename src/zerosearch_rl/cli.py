@@ -28,6 +28,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, CorpusError,
 #: error) and a missing optional package (our ImportErrors say what to install) exit 1, also on one line.
 PATH_ERRORS: tuple[type[OSError], ...] = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
                                           PermissionError)
+ONE_LINE_ERRORS: tuple[type[Exception], ...] = (*USER_ERRORS, OSError, ImportError)
 
 
 def positive_int(text: str) -> int:
@@ -281,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"zerosearch: {_message(exc) if str(exc) else 'interrupted'}", file=sys.stderr)
         return 130
-    except (*USER_ERRORS, OSError, ImportError) as exc:
+    except ONE_LINE_ERRORS as exc:
         if debug:
             raise
         print(f"zerosearch: error: {_message(exc)}", file=sys.stderr)
