@@ -105,6 +105,7 @@ async def call_with_failover(
     what: str,
     *,
     retry_on: tuple[type[BaseException], ...] = (),
+    secret: str = "",
 ) -> T:
     """Run ``attempt(url)`` until it succeeds, rotating through ``urls`` on each failure, starting from
     the URL that answered the previous call.
@@ -112,6 +113,7 @@ async def call_with_failover(
     Retried: httpx transport errors (refused or dropped connections, timeouts), HTTP 5xx and 429
     (``raise_for_status``, ``check_status``), malformed replies (``ValueError``, ``KeyError``, ``TypeError``
     raised while reading one), and the exceptions in ``retry_on`` (another client's transport errors).
+    Each retry is a warning (``secret``, an API key that a request carries, written as ***).
     """
     retryable = (httpx.HTTPError, Retryable, ValueError, KeyError, TypeError, *retry_on)
     if not urls:
@@ -130,7 +132,8 @@ async def call_with_failover(
         except retryable as exc:
             last = f"{url}: {_describe(exc)}"
             if i + 1 < policy.attempts:
-                _notice_retry(what, url, i + 1, policy.attempts, _describe(exc), policy.delay(i))
+                error = _describe(exc).replace(secret, "***") if secret else _describe(exc)
+                _notice_retry(what, url, i + 1, policy.attempts, error, policy.delay(i))
         if i + 1 < policy.attempts:
             await asyncio.sleep(policy.delay(i))
     tried = ", ".join(dict.fromkeys(urls[(first + i) % len(urls)] for i in range(policy.attempts)))

@@ -18,12 +18,13 @@ SECRET = "sk-secret-123"
 
 class FakeSerpAPI(BaseHTTPRequestHandler):
     status = 200
+    echo = False  # reply with the request's parameters (a server whose error page repeats the request)
     seen: ClassVar[list[dict]] = []
 
     def do_GET(self):
         params = {k: v[0] for k, v in parse_qs(urlparse(self.path).query).items()}
         FakeSerpAPI.seen.append(params)
-        body = json.dumps({
+        body = json.dumps(params).encode() if self.echo else json.dumps({
             "answer_box": {"title": "Box", "answer": f"boxed {params['q']}"} if params["q"] == "boxed" else None,
             "organic_results": [{"title": f"T{i}", "snippet": f"{params['q']} snippet {i}", "link": f"http://r/{i}"}
                                 for i in range(8)],
@@ -43,7 +44,7 @@ def serp():
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeSerpAPI)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    FakeSerpAPI.seen, FakeSerpAPI.status = [], 200
+    FakeSerpAPI.seen, FakeSerpAPI.status, FakeSerpAPI.echo = [], 200, False
     yield f"http://127.0.0.1:{server.server_address[1]}/search.json"
     server.shutdown()
     server.server_close()
@@ -93,6 +94,16 @@ def test_key_from_environment_and_never_in_errors(serp, monkeypatch):
     assert "after 2 attempts" in str(info.value) and serp in str(info.value)
     assert SECRET not in str(info.value)
     assert len(FakeSerpAPI.seen) == 2 and FakeSerpAPI.seen[0]["api_key"] == SECRET
+
+
+def test_each_retry_is_a_warning_that_never_shows_the_key(serp, caplog):
+    FakeSerpAPI.status, FakeSerpAPI.echo = 503, True
+    backend = SerpAPIBackend(url=serp, api_key=SECRET, retry=RetryPolicy(max_retries=1, backoff_s=0.01))
+    with caplog.at_level("WARNING", logger="zerosearch_rl.net"), pytest.raises(SearchError):
+        backend.search([SearchRequest("q")])
+    (retry,) = [r.getMessage() for r in caplog.records if r.name == "zerosearch_rl.net"]
+    assert retry.startswith(f"serpapi: {serp} failed (attempt 1 of 2: HTTP 503: ") and "retrying in 0.0 s" in retry
+    assert SECRET not in retry and '"api_key": "***"' in retry
 
 
 def test_parse_skips_results_without_snippets():

@@ -71,7 +71,7 @@ class SerpAPIBackend(CountingBackend):
             return parse_serpapi(response.json(), self.topk)
 
         async with gate:
-            return await call_with_failover([self.url], attempt, self.retry, "serpapi")
+            return await call_with_failover([self.url], attempt, self.retry, "serpapi", secret=self._key)
 
     async def _all(self, queries: list[str]) -> list[list[Document]]:
         gate = asyncio.Semaphore(self.concurrency)
