@@ -8,7 +8,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from zerosearch_rl import __version__, cli_eval, cli_sim, cli_world
+from zerosearch_rl import __version__, cli_eval, cli_sim, cli_wiki, cli_world
 from zerosearch_rl.config import BACKENDS, ConfigError, describe_fields, dump_config, load_config
 from zerosearch_rl.data import DataError, load_examples
 from zerosearch_rl.health import HealthStop, summary
@@ -187,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_eval.register(commands)
     cli_sim.register(commands)
     cli_world.register(commands)
+    cli_wiki.register(commands)
     return parser
 
 

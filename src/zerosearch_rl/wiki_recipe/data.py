@@ -38,6 +38,7 @@ from zerosearch_rl.packaged_data import (
     wiki_vital_titles,
 )
 from zerosearch_rl.reward import answer_in_documents, normalize_answer
+from zerosearch_rl.simulator_sft.collect import SEARCH_QUERIES
 from zerosearch_rl.types import QAExample, SearchRequest
 
 CORPUS, TRAIN, TEST, REPORT = "corpus.jsonl", "train.jsonl", "test.jsonl", "data_report.json"
@@ -99,7 +100,9 @@ def _questions(keep: _Filter) -> Iterator[tuple[str, QAExample]]:
         for source, item, evidence in items:
             answer = single_answer(item.get("answer"))
             if keep.keeps(source, answer, evidence):
-                meta = {"fanoutqa_id": item["id"], "top_question": top["id"], "evidence": evidence}
+                # ``queries``: the evidence pages' titles, keyword searches for the simulator's scripted collector
+                meta = {"fanoutqa_id": item["id"], "top_question": top["id"], "evidence": evidence,
+                        SEARCH_QUERIES: evidence}
                 yield top["id"], QAExample(id=f"{source}-{item['id']}", question=item["question"].strip(),
                                            answers=(str(answer),), source=source, metadata=meta)
 
