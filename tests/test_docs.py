@@ -4,6 +4,7 @@ the Chinese front page says the same, and every section of docs/design.md that t
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 from pathlib import Path
 
@@ -179,8 +180,13 @@ def test_front_page_tree_names_real_files():
 
 def tables(page: Path) -> list[list[list[str]]]:
     """Every Markdown table outside code, as rows of cells (the |---| line left out)."""
+    return tables_of(prose(text(page)))
+
+
+def tables_of(body: str) -> list[list[list[str]]]:
+    """The Markdown tables of a text, as rows of cells (the |---| line left out)."""
     out, current = [], []
-    for line in [*prose(text(page)).splitlines(), ""]:
+    for line in [*body.splitlines(), ""]:
         if line.startswith("|"):
             if not re.fullmatch(r"\|[\s:|-]+\|?", line):
                 current.append([c.strip() for c in line.strip().strip("|").split("|")])
@@ -256,3 +262,77 @@ def test_every_cited_design_section_exists():
 def test_design_page_has_the_contract_sections_the_issue_names():
     assert {"Token-in/token-out", "The search request", "The noise draw", "One training step",
             "The layers"} <= design_sections()
+
+
+# ---------------------------------------------------------------- docs/design.md's layers, as the imports are
+
+PACKAGE = ROOT / "src" / "zerosearch_rl"
+#: Imports that go against the layers today, each named on the page with the reason.
+KNOWN_EXCEPTIONS = {("simulator_sft/label.py", "demo.py")}
+
+
+def layer_rows() -> list[tuple[str, list[str]]]:
+    """The rows of the table under `## The layers`: (layer, the module paths and folders it names)."""
+    section = prose(text(DESIGN)).split("## The layers", 1)[1].split("\n## ", 1)[0]
+    (table,) = [t for t in tables_of(section) if t[0][:2] == ["layer", "modules (under `src/zerosearch_rl/`)"]]
+    return [(row[0], re.findall(r"`([^`]+)`", row[1])) for row in table[1:]]
+
+
+def layer_of(module: str, rows: list[tuple[str, list[str]]]) -> int | None:
+    """The row of a module path (``search/bm25.py``): the row naming the file, else the one naming its
+    deepest folder."""
+    best: tuple[int, int] | None = None
+    for index, (_, names) in enumerate(rows):
+        for name in names:
+            if name == module:
+                return index
+            if name.endswith("/") and module.startswith(name) and (best is None or len(name) > best[1]):
+                best = (index, len(name))
+    return best[0] if best else None
+
+
+def module_file(dotted: str) -> str | None:
+    """``zerosearch_rl.a.b`` as a path under the package (``a/b.py`` or ``a/b/__init__.py``)."""
+    parts = dotted.split(".")[1:]
+    for candidate in ("/".join(parts) + ".py", "/".join([*parts, "__init__.py"])):
+        if (PACKAGE / candidate).is_file():
+            return candidate
+    return None
+
+
+def imports(path: Path) -> set[str]:
+    """The package's modules that a file imports, at any depth of its code, as paths under the package."""
+    found: set[str | None] = set()
+    for node in ast.walk(ast.parse(text(path))):
+        if isinstance(node, ast.Import):
+            found |= {module_file(a.name) for a in node.names if a.name.startswith("zerosearch_rl.")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "zerosearch_rl":
+            base = module_file(node.module)
+            subs = {module_file(f"{node.module}.{a.name}") for a in node.names}
+            found |= (subs - {None}) or {base}
+    return {f for f in found if f is not None}
+
+
+def test_every_module_has_a_layer_and_imports_only_layers_above_it():
+    rows = layer_rows()
+    assert len(rows) >= 8
+    files = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py"))
+    unplaced = [f for f in files if layer_of(f, rows) is None]
+    assert not unplaced, f"docs/design.md's layer table has no row for {unplaced}"
+    wrong = []
+    for f in files:
+        for target in sorted(imports(PACKAGE / f)):
+            if layer_of(target, rows) > layer_of(f, rows) and (f, target) not in KNOWN_EXCEPTIONS:
+                wrong.append(f"{f} ({rows[layer_of(f, rows)][0]}) imports {target} ({rows[layer_of(target, rows)][0]})")
+    assert not wrong, "imports against docs/design.md's layers:\n" + "\n".join(wrong)
+    for f, target in KNOWN_EXCEPTIONS:  # an exception that is gone must leave this list (and the page)
+        assert target in imports(PACKAGE / f), f"{f} no longer imports {target}: drop the exception"
+        assert f"`{f}`" in text(DESIGN)
+
+
+def test_layer_check_sees_a_wrong_import(tmp_path):
+    rows = [("core", ["types.py"]), ("engines", ["search/"]), ("front", ["cli.py"])]
+    assert layer_of("search/bm25.py", rows) == 1 and layer_of("cli.py", rows) == 2 and layer_of("x.py", rows) is None
+    bad = tmp_path / "m.py"
+    bad.write_text("def f():\n    from zerosearch_rl.search.bm25 import BM25Backend\n    import zerosearch_rl.cli\n")
+    assert imports(bad) == {"search/bm25.py", "cli.py"}
