@@ -259,6 +259,13 @@ def test_every_cited_design_section_exists():
     assert cited >= 10  # the code does cite it
 
 
+def test_every_docs_page_the_code_names_exists():
+    named = {(f.relative_to(ROOT), m) for f in code_files() for m in re.findall(r"\bdocs/[\w-]+\.md", text(f))}
+    assert len(named) >= 10
+    missing = sorted(f"{f}: {m}" for f, m in named if not (ROOT / m).is_file())
+    assert not missing, missing
+
+
 def test_design_page_has_the_contract_sections_the_issue_names():
     assert {"Token-in/token-out", "The search request", "The noise draw", "One training step",
             "The layers"} <= design_sections()
