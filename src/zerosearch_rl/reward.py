@@ -1,4 +1,4 @@
-"""Answer extraction, QA metrics and format checks (DESIGN.md contract 4).
+"""Answer extraction, QA metrics and format checks (docs/design.md, §Rewards read the policy's text).
 
 Every function here scores a *response* (what follows the prompt): nothing takes the prompt, so a
 prompt's example answer can never be rewarded. Metrics take the max over several gold answers.
