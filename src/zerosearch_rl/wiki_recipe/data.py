@@ -11,8 +11,8 @@
   measures searching and reading, not memory of a training episode. ``test_share`` of the top-level
   questions (shuffled with ``seed``) go to test.
 - **Recall**: the share of questions whose answer BM25 over the passages returns in its top ``topk`` for
-  the question text itself (``reward.answer_in_documents``), per split and source: the ceiling of RAG
-  and a floor for what a searching policy can reach.
+  the question text itself (``reward.answer_in_documents``), per split and source (and per question, in
+  ``metadata["bm25_hit"]``): what RAG can reach, and a floor for a searching policy.
 
 Everything is a pure function of the packages and the arguments: the same seed writes the same bytes.
 """
@@ -24,7 +24,7 @@ import random
 import re
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,8 @@ from zerosearch_rl.simulator_sft.collect import SEARCH_QUERIES
 from zerosearch_rl.types import QAExample, SearchRequest
 
 CORPUS, TRAIN, TEST, REPORT = "corpus.jsonl", "train.jsonl", "test.jsonl", "data_report.json"
+#: ``QAExample.metadata`` key: does BM25 top-k of the question itself hold the answer?
+BM25_HIT = "bm25_hit"
 _NUMBER = re.compile(r"[\d\s.,]+")
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]?$")
 
@@ -140,7 +142,9 @@ class RecipeData:
         return "\n".join(lines)
 
 
-def _recall(examples: list[QAExample], corpus: Path, topk: int) -> dict[str, float]:
+def _with_recall(examples: list[QAExample], corpus: Path, topk: int) -> tuple[list[QAExample], dict[str, float]]:
+    """Each example with ``metadata["bm25_hit"]`` (BM25 top-k of its question holds the answer), and the
+    share of hits per source."""
     from zerosearch_rl.search.bm25 import BM25Backend
 
     engine = BM25Backend(corpus, topk=topk, index_dir=corpus.parent / "bm25_index")
@@ -148,10 +152,13 @@ def _recall(examples: list[QAExample], corpus: Path, topk: int) -> dict[str, flo
         pages = engine.search([SearchRequest(query=ex.question) for ex in examples])
     finally:
         engine.close()
+    marked: list[QAExample] = []
     hits: dict[str, list[bool]] = {}
     for ex, docs in zip(examples, pages, strict=True):
-        hits.setdefault(ex.source, []).append(answer_in_documents(docs, ex.answers))
-    return {source: sum(h) / len(h) for source, h in hits.items()}
+        hit = answer_in_documents(docs, ex.answers)
+        marked.append(replace(ex, metadata={**ex.metadata, BM25_HIT: hit}))
+        hits.setdefault(ex.source, []).append(hit)
+    return marked, {source: sum(h) / len(h) for source, h in hits.items()}
 
 
 def build_data(out_dir: str | Path, seed: int = 0, passage_words: int = 96, test_share: float = 0.25,
@@ -178,9 +185,9 @@ def build_data(out_dir: str | Path, seed: int = 0, passage_words: int = 96, test
     recall: dict[str, dict[str, float]] = {}
     for split, examples in splits.items():
         random.Random(f"{seed}/{split}").shuffle(examples)
+        examples, recall[split] = _with_recall(examples, corpus, topk)
         write_jsonl(examples, out / (TRAIN if split == "train" else TEST))
         counts[split] = dict(Counter(ex.source for ex in examples))
-        recall[split] = _recall(examples, corpus, topk)
     result = RecipeData(out, counts, dict(keep.dropped), recall, passage_words, topk)
     report: dict[str, Any] = {"seed": seed, "passage_words": passage_words, "test_share": test_share, "topk": topk,
                               "counts": counts, "dropped": result.dropped, "recall": recall}

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from zerosearch_rl.config import Config, load_config
-from zerosearch_rl.wiki_recipe.data import RecipeData, build_data
+from zerosearch_rl.wiki_recipe.data import BM25_HIT, RecipeData, build_data
 
 PRESETS = Path(__file__).resolve().parents[1] / "presets" / "wiki"
 RL_PRESET, SIM_PRESET = PRESETS / "grpo.yaml", PRESETS / "sim_sft.yaml"
@@ -89,12 +89,14 @@ def _engine(data: RecipeData) -> list[str]:
             f"search.topk={data.topk}"]
 
 
-def _limited(path: Path, limit: int | None, out: Path) -> Path:
-    """``path`` itself, or its first ``limit`` rows written to ``out`` (the micro plan)."""
+def _limited(path: Path, limit: int | None, out: Path, bm25_hits: bool = False) -> Path:
+    """``path`` itself, or its first ``limit`` rows (``bm25_hits``: of those whose own search finds the
+    answer, so that a micro run has something to learn) written to ``out``."""
     if limit is None:
         return path
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)[:limit]
-    out.write_text("".join(lines), encoding="utf-8")
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
+             if not bm25_hits or json.loads(line).get(BM25_HIT) is True]
+    out.write_text("".join(lines[:limit]), encoding="utf-8")
     return out
 
 
@@ -216,7 +218,7 @@ def run_recipe(out: str | Path = "runs/demo_real", size: str = "recipe", seed: i
     plan, root = PLANS[size], Path(out)
     root.mkdir(parents=True, exist_ok=True)
     data = build_data(root / "data", seed=seed)
-    train = _limited(data.train, plan.train_limit, root / "train_used.jsonl")
+    train = _limited(data.train, plan.train_limit, root / "train_used.jsonl", bm25_hits=True)
     base = smollm2_instruct()
     tuned, scores = tune_simulator(data, train, base, root, plan)
     start = cold_start(data, train, base, root, plan, seed)
