@@ -307,9 +307,9 @@ class TrainerConfig(_Section):
             "[search.backend=remote, 'search.urls=[http://127.0.0.1:8000]']: a real engine, as the original "
             "validates with one (a simulator is told the gold answer). Empty = the training engine.")
     keep_checkpoints: int = _f(2, "Checkpoints kept on disk (older ones are deleted).", ge=1)
-    memory_check: Literal["fail", "warn", "off"] = _f(
+    memory_check: Literal["fail", "warn", "skip"] = _f(
         "fail", "What the pre-flight does when its memory estimate exceeds the memory present (docs/training-health.md "
-                "says how far to trust it): fail (refuse to start), warn (report and start), off (no memory check).")
+                "says how far to trust it): fail (refuse to start), warn (report and start), skip (no memory check).")
     tensorboard: bool = _f(False, "Also log metrics to TensorBoard.")
     wandb_project: str = _f("", "Also log to this Weights & Biases project (extra 'wandb'); empty = off.")
     strategy: Literal["auto", "ddp", "fsdp"] = _f(

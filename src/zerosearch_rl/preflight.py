@@ -14,7 +14,7 @@ import dataclasses
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -164,12 +164,16 @@ class _Preflight:
         self.model_config: Any = None
         self.shape: ModelShape | None = None
         self.tokenizer: Any = None
+        self.tokenizer_source = ""
         self.simulator_bytes = 0
 
     def run(self) -> list[Check]:
         out: list[Check] = []
         for name, check in (("batch", lambda: batch_checks(self.cfg, self.processes)), ("data", self.data),
-                            ("model", self.model), ("tokenizer", self.tokenizer_checks), ("context", self.context),
+                            ("model", self.model), ("tokenizer", self.tokenizer_checks),
+                            ("chat template", self._with_tokenizer(self._chat_template)),
+                            ("stop strings", self._with_tokenizer(self._stop_strings)),
+                            ("prompts", self._with_tokenizer(self._prompts)), ("context", self.context),
                             ("search engine", self.engines), ("memory", self.memory), ("disk", self.disk)):
             try:
                 out += check()
@@ -269,7 +273,12 @@ class _Preflight:
         except Exception as exc:  # tokenizer loading fails in many ways (missing files, sentencepiece, ...)
             return [Check("tokenizer", "FAIL", f"the tokenizer of {source} does not load: {_error(exc)}"
                                                f"{'' if m.tokenizer else ' (model.tokenizer can name another)'}")]
-        return [self._ids(source), self._chat_template(source), self._stop_strings(), *self._prompts()]
+        self.tokenizer_source = source
+        return [self._ids(source)]
+
+    def _with_tokenizer(self, check: Callable[[], list[Check]]) -> Callable[[], list[Check]]:
+        """``check``, run only once a tokenizer has loaded (the tokenizer's line says why it did not)."""
+        return lambda: check() if self.tokenizer is not None else []
 
     def _ids(self, source: str) -> Check:
         from zerosearch_rl.generation import end_of_sequence_ids
@@ -294,31 +303,31 @@ class _Preflight:
         return Check("tokenizer", "ok", f"{source}: {len(tok)} tokens; {pad}; a turn ends at token id(s) "
                                         f"{', '.join(map(str, eos)) or 'none (stop strings and budgets only)'}")
 
-    def _chat_template(self, source: str) -> Check:
+    def _chat_template(self) -> list[Check]:
         from zerosearch_rl.protocol import build_prompt
 
-        m = self.cfg.model
+        m, source = self.cfg.model, self.tokenizer_source
         has = getattr(self.tokenizer, "chat_template", None) is not None
         if m.prompt_style == "chat" and not has:
-            return Check("chat template", "FAIL", f"model.prompt_style=chat renders prompts through the tokenizer's "
+            return [Check("chat template", "FAIL", f"model.prompt_style=chat renders prompts through the tokenizer's "
                                                   f"chat template, and {source} has none (no chat_template in "
                                                   f"tokenizer_config.json, no chat_template.jinja); use "
                                                   f"model.prompt_style=base (the plain-text instruction), or a "
-                                                  f"tokenizer that has one (model.tokenizer)")
+                                                  f"tokenizer that has one (model.tokenizer)")]
         if m.prompt_style == "base" or not has:
             why = "model.prompt_style=base" if m.prompt_style == "base" else \
                 "the tokenizer has none, so model.prompt_style=auto writes the plain-text instruction"
-            return Check("chat template", "ok", f"not used ({why})")
+            return [Check("chat template", "ok", f"not used ({why})")]
         example = self.examples[0] if self.examples else None
         try:
             build_prompt(example.question if example else "Who wrote Hamlet?", self.tokenizer, m.prompt_style,
                          m.prompt_template, example.metadata.get("prompt") if example else None)
         except Exception as exc:  # jinja raises its own errors for a template that does not render
-            return Check("chat template", "FAIL", f"the chat template of {source} does not render the prompt: "
-                                                  f"{_error(exc)}; use model.prompt_style=base or another tokenizer")
-        return Check("chat template", "ok", f"used (model.prompt_style={m.prompt_style}) and renders the prompt")
+            return [Check("chat template", "FAIL", f"the chat template of {source} does not render the prompt: "
+                                                  f"{_error(exc)}; use model.prompt_style=base or another tokenizer")]
+        return [Check("chat template", "ok", f"used (model.prompt_style={m.prompt_style}) and renders the prompt")]
 
-    def _stop_strings(self) -> Check:
+    def _stop_strings(self) -> list[Check]:
         tok, found, bad = self.tokenizer, [], []
         for s in STOP_STRINGS:
             ids = list(tok(s, add_special_tokens=False)["input_ids"])
@@ -327,9 +336,9 @@ class _Preflight:
                 bad.append(f"{s!r} (ids {ids} decode to {back!r})")
             found.append(f"{s} {len(ids)} tokens")
         if bad:
-            return Check("stop strings", "FAIL", f"{', '.join(bad)} do not survive the tokenizer, so a turn never "
-                                                 f"stops at them; use the model's own tokenizer (model.tokenizer)")
-        return Check("stop strings", "ok", f"{', '.join(found)}; each decodes back")
+            return [Check("stop strings", "FAIL", f"{', '.join(bad)} do not survive the tokenizer, so a turn never "
+                                                 f"stops at them; use the model's own tokenizer (model.tokenizer)")]
+        return [Check("stop strings", "ok", f"{', '.join(found)}; each decodes back")]
 
     def _prompts(self) -> list[Check]:
         if not self.examples:
@@ -338,10 +347,15 @@ class _Preflight:
         from zerosearch_rl.search.fake import FakeBackend
 
         m, r = self.cfg.model, self.cfg.rollout
+        if m.prompt_style == "chat" and getattr(self.tokenizer, "chat_template", None) is None:
+            return []  # the chat template's line says why no prompt can be rendered
         # the rollout's own tokenization, with no limit, to find the longest prompt
         rollout = Rollout(self.tokenizer, FakeBackend(), dataclasses.replace(r, max_prompt_tokens=1 << 30),
                           self.cfg.trainer.seed, m.prompt_style, m.prompt_template)
-        sample = self.examples[:PROMPTS_CHECKED]
+        sample = [ex for ex in self.examples if m.prompt_template != "data" or ex.metadata.get("prompt")]
+        sample = sample[:PROMPTS_CHECKED]  # (data's line names questions without their own prompt)
+        if not sample:
+            return []
         lengths = [(len(rollout.prompt_ids(ex)), ex.id) for ex in sample]
         longest, which = max(lengths)
         over = sum(n > r.max_prompt_tokens for n, _ in lengths)
@@ -537,8 +551,8 @@ class _Preflight:
 
     def memory(self) -> list[Check]:
         cfg = self.cfg
-        if cfg.trainer.memory_check == "off":
-            return [Check("memory", "ok", "not checked (trainer.memory_check=off)")]
+        if cfg.trainer.memory_check == "skip":
+            return [Check("memory", "ok", "not checked (trainer.memory_check=skip)")]
         if self.shape is None:
             return [Check("memory", "warn", "not estimated: the model's parameters could not be counted")]
         device, available, total = self._device()
