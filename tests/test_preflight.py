@@ -498,4 +498,6 @@ def test_the_memory_estimate_is_within_a_quarter_of_a_measured_step(tmp_path):
     assert measured["policy_tokens"] > 200  # the rows ran (nearly) to their budget, as the estimate assumes
     assert estimate.training["activations"] > estimate.static  # the activations term is the one under test
     ratio = measured["growth"] / estimate.peak
+    print(f"measured peak growth {measured['growth'] / 2**20:.0f} MiB, estimate {estimate.peak / 2**20:.0f} MiB, "
+          f"ratio {ratio:.3f}")
     assert 1 - TOLERANCE <= ratio <= 1 + TOLERANCE, (measured, estimate)

@@ -165,6 +165,7 @@ class _Preflight:
         self.shape: ModelShape | None = None
         self.tokenizer: Any = None
         self.tokenizer_source = ""
+        self.longest_prompt: int | None = None  # of the prompts measured (the memory estimate's prompt length)
         self.simulator_bytes = 0
 
     def run(self) -> list[Check]:
@@ -358,6 +359,7 @@ class _Preflight:
             return []
         lengths = [(len(rollout.prompt_ids(ex)), ex.id) for ex in sample]
         longest, which = max(lengths)
+        self.longest_prompt = longest
         over = sum(n > r.max_prompt_tokens for n, _ in lengths)
         scope = (f"the first {len(sample)} of {len(self.examples)} prompts" if len(sample) < len(self.examples)
                  else f"{len(sample)} prompts")
@@ -461,7 +463,7 @@ class _Preflight:
             built = time.perf_counter() - start
             try:
                 start = time.perf_counter()
-                (docs,) = backend.search([PROBE])
+                (docs,) = backend.search([self._probe_request()])
             finally:
                 backend.close()
         except (SearchError, EndpointError, CorpusError, ConfigError, ImportError, OSError, ValueError) as exc:
@@ -472,6 +474,15 @@ class _Preflight:
         if not docs:
             return Check(label, "warn", f"{what}: no document for the probe query{ready}", latency)
         return Check(label, "ok", f"{what}: {len(docs)} document(s) for a probe query{ready}", latency)
+
+    def _probe_request(self) -> SearchRequest:
+        """The first training question as the probe's query (what the engine will be asked), or a stock one."""
+        if self.examples:
+            ex = self.examples[0]
+            return SearchRequest(query=ex.question, question=ex.question, answers=ex.answers, noisy=False,
+                                 sample_id="preflight")
+        return SearchRequest(query="capital of France", question="What is the capital of France?",
+                             answers=("Paris",), noisy=False, sample_id="preflight")
 
     def _simulator_servers(self, cfg: Config, name: str, label: str) -> list[Check]:
         import httpx
@@ -544,10 +555,19 @@ class _Preflight:
 
         return "cpu", int(psutil.virtual_memory().available), None
 
+    def _lengths(self) -> tuple[int, int, str]:
+        """(prompt, whole sequence, what they are) for the memory estimate: the longest prompt measured (the
+        configured limit when none could be), then the longest response the rollout settings allow."""
+        _, response, _ = self.tokens()
+        limit = self.cfg.rollout.max_prompt_tokens
+        prompt = min(self.longest_prompt, limit) if self.longest_prompt is not None else limit
+        what = ("the longest prompt measured" if self.longest_prompt is not None else "rollout.max_prompt_tokens")
+        return prompt, prompt + response, f"{what} {prompt} + response {response}"
+
     def _estimate(self, cfg: Config, shape: ModelShape, device: str, total: int | None) -> MemoryEstimate:
-        need, _, _ = self.tokens()
-        return estimate_memory(cfg, shape, processes=self.processes, prompt_tokens=cfg.rollout.max_prompt_tokens,
-                               tokens=need, device=device, device_total=total, simulator=self.simulator_bytes)
+        prompt, tokens, _ = self._lengths()
+        return estimate_memory(cfg, shape, processes=self.processes, prompt_tokens=prompt, tokens=tokens,
+                               device=device, device_total=total, simulator=self.simulator_bytes)
 
     def memory(self) -> list[Check]:
         cfg = self.cfg
@@ -563,7 +583,8 @@ class _Preflight:
                 else f"{size_text(available)} of RAM available" + (f" to {sharing} processes" if sharing > 1 else ""))
         micro = min(cfg.trainer.micro_batch_size,
                     max(1, per_process_trajectories(cfg, self.processes) // cfg.trainer.mini_batches))
-        detail = (f"estimate per process at micro-batch {micro} x {self.tokens()[0]} tokens: {est.describe()}; "
+        _, tokens, lengths = self._lengths()
+        detail = (f"estimate per process at micro-batch {micro} x {tokens} tokens ({lengths}): {est.describe()}; "
                   f"{what}")
         if need <= WARN_SHARE * available:
             return [Check("memory", "ok", detail)]
@@ -637,8 +658,6 @@ def _fail_over(rows: list[Check]) -> list[Check]:
     return rows
 
 
-PROBE = SearchRequest(query="capital of France", question="What is the capital of France?", answers=("Paris",),
-                      noisy=False, sample_id="preflight")
 
 
 def run_checks(cfg: Config, processes: int | None = None) -> list[Check]:
