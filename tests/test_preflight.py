@@ -243,7 +243,7 @@ def test_a_corpus_with_a_bad_row_names_file_row_and_field(tmp_path):
     checks = run_checks(cfg_of(tmp_path, "search.backend=bm25", f"search.corpus={corpus}"), 1)
     assert status(checks, "search engine") == {"FAIL"}
     assert f"bm25: {corpus}: row 2: missing field 'text'" in line(checks, "search engine")
-    corpus.write_text('{"id": "1", "title": "Paris", "text": "Paris is the capital of France."}\n')
+    corpus.write_text('{"id": "1", "title": "Ada Kowalski", "text": "Ada Kowalski was born in Marlow."}\n')
     good = run_checks(cfg_of(tmp_path, "search.backend=bm25", f"search.corpus={corpus}"), 1)
     assert "bm25: 1 document(s) for a probe query" in line(good, "search engine")
 
@@ -284,7 +284,7 @@ def test_the_eval_engine_is_probed_too(tmp_path):
 def test_memory_that_does_not_fit_fails_with_what_to_change(tmp_path, monkeypatch):
     import psutil
 
-    available = 40 << 20
+    available = 10 << 20
     monkeypatch.setattr(psutil, "virtual_memory", lambda: type("M", (), {"available": available})())
     cfg = cfg_of(tmp_path, "model.device=cpu", "trainer.micro_batch_size=8", "trainer.mini_batches=1")
     checks = run_checks(cfg, 1)
@@ -293,7 +293,7 @@ def test_memory_that_does_not_fit_fails_with_what_to_change(tmp_path, monkeypatc
     for fix in ("model.lora_rank=16", "trainer.micro_batch_size=4", "model.gradient_checkpointing=true",
                 "algorithm.kl_coef=0 (no reference copy)"):
         assert fix in text
-    assert "40 MiB of RAM available" in text
+    assert "10 MiB of RAM available" in text
     warned = run_checks(cfg_of(tmp_path, "model.device=cpu", "trainer.memory_check=warn"), 1)
     assert status(warned, "memory") == {"warn"} and "trainer.memory_check=warn starts anyway" in line(warned, "memory")
     assert status(run_checks(cfg_of(tmp_path, "trainer.memory_check=skip"), 1), "memory") == {"ok"}

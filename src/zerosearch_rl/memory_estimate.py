@@ -1,20 +1,23 @@
 """How much memory one training process needs, from the config and the model's shape alone (no weights loaded).
 
-The estimate is the peak of one step at the configured lengths: what stays allocated (the policy, the frozen
-reference, the critic, AdamW's two states per trained parameter, any inference engine or in-process simulator)
-plus the larger of the two phases of a step:
+The estimate is the peak of one step at the longest sequence the caller gives (the pre-flight: the longest
+prompt it measured, else ``rollout.max_prompt_tokens``, plus the longest response the rollout settings allow):
+what stays allocated (the policy, the frozen reference, the critic, AdamW's two states per trained parameter,
+any inference engine or in-process simulator) plus the larger of the two phases of a step:
 
-- **sampling**: the KV cache of every row this process rolls out (its prompts x ``rollout.n_samples``), at the
-  longest sequence the rollout settings allow; on the CPU also the prefill's attention scores (decoding runs
-  eager attention there, ``generation.decoding_attention``), one layer at a time;
+- **sampling**: the KV cache of every row this process rolls out (its prompts x ``rollout.n_samples``) at that
+  length; on the CPU also the prefill's attention scores (decoding runs eager attention there,
+  ``generation.decoding_attention``), one layer at a time;
 - **training**: the gradients of the trained parameters, plus the activations of one micro-batch's forward
-  and backward pass at that length: the tensors each decoder layer keeps for backward
-  (``LAYER_WIDTH``), and the vocabulary-wide float32 tensors of the log-prob and entropy computation
-  (``LOGIT_BYTES``), which dominate for small models with large vocabularies.
+  and backward pass at that length: the tensors each decoder layer keeps for backward (``layer_width``), and
+  the vocabulary-wide float32 tensors of the log-prob and entropy computation (``LOGIT_BYTES``), which
+  dominate for small models with large vocabularies.
 
-It is an upper bound at the configured maximum lengths: real prompts and responses are usually shorter. Checked
-against the measured peak of one real step on the CPU (``tests/test_preflight.py``, tolerance stated there and in
-docs/training-health.md); on a GPU the CUDA context, kernels' workspaces and the caching allocator come on top.
+It is a bound on a step at those lengths, with no shared prompt prefix (one pass over every row, as under
+DDP, FSDP or gradient checkpointing; a single process runs a GRPO group's shared prompt once). Checked
+against the measured peak of one real step on the CPU (``tests/test_preflight.py``, tolerance stated there and
+in docs/training-health.md); on a GPU the CUDA context, kernels' workspaces and the caching allocator come on
+top.
 """
 
 from __future__ import annotations

@@ -172,9 +172,9 @@ class _Preflight:
         out: list[Check] = []
         for name, check in (("batch", lambda: batch_checks(self.cfg, self.processes)), ("data", self.data),
                             ("model", self.model), ("tokenizer", self.tokenizer_checks),
-                            ("chat template", self._with_tokenizer(self._chat_template)),
-                            ("stop strings", self._with_tokenizer(self._stop_strings)),
-                            ("prompts", self._with_tokenizer(self._prompts)), ("context", self.context),
+                            ("chat template", self._with_tokenizer("chat template", self._chat_template)),
+                            ("stop strings", self._with_tokenizer("stop strings", self._stop_strings)),
+                            ("prompts", self._with_tokenizer("prompts", self._prompts)), ("context", self.context),
                             ("search engine", self.engines), ("memory", self.memory), ("disk", self.disk)):
             try:
                 out += check()
@@ -277,9 +277,10 @@ class _Preflight:
         self.tokenizer_source = source
         return [self._ids(source)]
 
-    def _with_tokenizer(self, check: Callable[[], list[Check]]) -> Callable[[], list[Check]]:
+    def _with_tokenizer(self, name: str, check: Callable[[], list[Check]]) -> Callable[[], list[Check]]:
         """``check``, run only once a tokenizer has loaded (the tokenizer's line says why it did not)."""
-        return lambda: check() if self.tokenizer is not None else []
+        return lambda: check() if self.tokenizer is not None else [
+            Check(name, "warn", "not checked: no tokenizer (see its line)")]
 
     def _ids(self, source: str) -> Check:
         from zerosearch_rl.generation import end_of_sequence_ids
