@@ -169,13 +169,17 @@ class _Preflight:
         self.simulator_bytes = 0
 
     def run(self) -> list[Check]:
+        steps: list[tuple[str, Callable[[], list[Check]], bool]] = [  # (name, check, needs the tokenizer)
+            ("batch", lambda: batch_checks(self.cfg, self.processes), False), ("data", self.data, False),
+            ("model", self.model, False), ("tokenizer", self.tokenizer_checks, False),
+            ("chat template", self._chat_template, True), ("stop strings", self._stop_strings, True),
+            ("prompts", self._prompts, True), ("context", self.context, False),
+            ("search engine", self.engines, False), ("memory", self.memory, False), ("disk", self.disk, False)]
         out: list[Check] = []
-        for name, check in (("batch", lambda: batch_checks(self.cfg, self.processes)), ("data", self.data),
-                            ("model", self.model), ("tokenizer", self.tokenizer_checks),
-                            ("chat template", self._with_tokenizer("chat template", self._chat_template)),
-                            ("stop strings", self._with_tokenizer("stop strings", self._stop_strings)),
-                            ("prompts", self._with_tokenizer("prompts", self._prompts)), ("context", self.context),
-                            ("search engine", self.engines), ("memory", self.memory), ("disk", self.disk)):
+        for name, check, needs_tokenizer in steps:
+            if needs_tokenizer and self.tokenizer is None:
+                out.append(Check(name, "warn", "not checked: no tokenizer (see its line)"))
+                continue
             try:
                 out += check()
             except Exception as exc:  # a check that breaks is a finding, never a crash of the table
@@ -276,11 +280,6 @@ class _Preflight:
                                                f"{'' if m.tokenizer else ' (model.tokenizer can name another)'}")]
         self.tokenizer_source = source
         return [self._ids(source)]
-
-    def _with_tokenizer(self, name: str, check: Callable[[], list[Check]]) -> Callable[[], list[Check]]:
-        """``check``, run only once a tokenizer has loaded (the tokenizer's line says why it did not)."""
-        return lambda: check() if self.tokenizer is not None else [
-            Check(name, "warn", "not checked: no tokenizer (see its line)")]
 
     def _ids(self, source: str) -> Check:
         from zerosearch_rl.generation import end_of_sequence_ids
