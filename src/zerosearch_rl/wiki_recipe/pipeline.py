@@ -166,6 +166,7 @@ def cold_start(data: RecipeData, train: Path, base: Path, root: Path, plan: Plan
 def train_policies(data: RecipeData, train: Path, start: Path, root: Path, plan: Plan, base: Path,
                    tuned: Path) -> dict[str, Path]:
     """GRPO once per engine of ``RL_RUNS``, each from ``start``; returns each run's final policy folder."""
+    from zerosearch_rl.preflight import preflight
     from zerosearch_rl.trainer import Trainer
 
     finals = {}
@@ -176,6 +177,7 @@ def train_policies(data: RecipeData, train: Path, start: Path, root: Path, plan:
         if not (final / "config.json").is_file():
             shutil.rmtree(cfg.trainer.output_dir, ignore_errors=True)  # a half-finished run starts over
             shutil.rmtree(root / "eval" / _slug(name), ignore_errors=True)  # and its policy's old answers go
+            preflight(cfg)  # the table of checks, and a refusal before any weights load when one fails
             trainer = Trainer(cfg)
             try:
                 trainer.train()

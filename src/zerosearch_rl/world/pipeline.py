@@ -116,6 +116,7 @@ def tune_simulator(models: Path, root: Path, plan: Plan) -> tuple[Path, dict[str
 
 def train_policies(models: Path, root: Path, plan: Plan, tuned: Path) -> dict[str, Path]:
     """GRPO once per engine of ``RL_RUNS``; returns each run's final policy folder."""
+    from zerosearch_rl.preflight import preflight
     from zerosearch_rl.trainer import Trainer
 
     finals = {}
@@ -126,6 +127,7 @@ def train_policies(models: Path, root: Path, plan: Plan, tuned: Path) -> dict[st
         if not (final / "config.json").is_file():
             shutil.rmtree(cfg.trainer.output_dir, ignore_errors=True)  # a half-finished run starts over
             shutil.rmtree(root / "eval" / _slug(name), ignore_errors=True)  # and its policy's old answers go
+            preflight(cfg)  # the table of checks, and a refusal before any weights load when one fails
             trainer = Trainer(cfg)
             try:
                 trainer.train()
