@@ -37,10 +37,14 @@ def test_llm_judge_says_useful_and_noisy_from_its_prompt():
         assert judge.judge([useful, noisy]) == [True, False]
         judge.llm.close()
         bodies = server.chat_bodies()
-    prompt = bodies[0]["messages"][0]["content"]
+    # The judge sends its requests concurrently: each prompt is found by its page, not by arrival order.
+    prompts = [b["messages"][0]["content"] for b in bodies]
+    (prompt,) = [p for p in prompts if "born in Marlow" in p]
     assert 'Question: Where was Ada Kowalski born?\nCorrect answer: Marlow\nSearch query: Ada Kowalski birthplace' \
         in prompt
     assert "Doc 1: (Title: T0) Ada Kowalski was born in Marlow." in prompt
+    (other,) = [p for p in prompts if "astronomer" in p]
+    assert "Doc 1: (Title: T0) Ada Kowalski is an astronomer." in other and len(prompts) == 2
     assert all(b["model"] == "judge" and b["temperature"] == 0.0 for b in bodies)
 
 
