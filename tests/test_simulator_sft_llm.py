@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from fakes.openai_server import FakeOpenAIServer, unused_base_url
@@ -62,10 +60,8 @@ def test_pages_without_a_verdict_are_counted_and_left_out(tmp_path):
 def test_a_down_judge_server_is_a_clear_error_naming_url_and_tries():
     url = unused_base_url()
     judge = judge_for(None, (url,), retries=2)
-    start = time.monotonic()
     with pytest.raises(EndpointError, match=rf"llm judge: chat completion: no answer from {url} after 3 attempts"):
         judge.judge([record("u", ["born in Marlow"])])
-    assert time.monotonic() - start < 5
     judge.llm.close()
 
 

