@@ -37,17 +37,18 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
     shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-    subprocess.run([*pip, "wheel", str(source), "--no-deps", "--no-build-isolation", "--no-index", "-q",
-                    "-w", str(root / "dist")], check=True, env=_clean_env())
+    subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", "wheel", str(source), "--no-deps",
+                    "--no-build-isolation", "--no-index", "-q", "-w", str(root / "dist")], check=True, env=_clean_env())
     (wheel,) = (root / "dist").glob("zerosearch_rl-*.whl")
     env = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
-    subprocess.run([*pip, "--python", str(env / "bin" / "python"), "install", "--no-deps", "--no-index", "-q",
-                    str(wheel)], check=True, env=_clean_env())
     site = Path(_run(env, "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").strip())
     deps = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     (site / "_test_dependencies.pth").write_text("\n".join(sorted(deps)) + "\n", encoding="utf-8")
+    # pip (borrowed too) run by the new venv's Python installs there, `zerosearch` script included;
+    # --ignore-installed: this venv's own record of zerosearch-rl (the editable one) is not the new venv's.
+    _run(env, "python", "-m", "pip", "--disable-pip-version-check", "install", "--no-deps", "--no-index",
+         "--ignore-installed", "-q", str(wheel))
     return env
 
 
