@@ -75,6 +75,8 @@ def test_the_installed_package_is_the_wheel_not_the_checkout(installed):
     path = _run(installed, "python", "-c", "import sys; print('\\n'.join(sys.path))").split("\n")
     assert not any(Path(p).resolve().is_relative_to(REPO / "src") for p in path if p), path
     assert (package / "presets" / "world" / "grpo_bm25.yaml").is_file()
+    script = (installed / "bin" / "zerosearch").read_text(encoding="utf-8").splitlines()[0]
+    assert Path(script.removeprefix("#!")).parent == installed / "bin", script  # the command runs this Python
 
 
 def test_config_show_prints_a_shipped_preset(installed, tmp_path):
