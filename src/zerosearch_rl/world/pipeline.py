@@ -31,9 +31,10 @@ from zerosearch_rl.config import Config, load_config
 from zerosearch_rl.world.build import WorldFiles
 from zerosearch_rl.world.traces import FORCED_SEARCH_PREFIX
 
-REPO_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
-RL_PRESET = REPO_CONFIGS / "world_grpo_bm25.yaml"
-SIM_PRESET = REPO_CONFIGS / "world_sim_sft.yaml"
+#: The presets ship inside the package (a wheel has no ``configs/``); ``configs/world_*.yaml`` link to them.
+PRESETS = Path(__file__).resolve().parents[1] / "presets" / "world"
+RL_PRESET = PRESETS / "grpo_bm25.yaml"
+SIM_PRESET = PRESETS / "sim_sft.yaml"
 SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "world"
 
 #: RL runs: name -> engine overrides ("{tuned}"/"{untuned}" become the simulators' folders).
