@@ -1,6 +1,10 @@
 """The real-LM recipe end to end at micro size, on SmolLM2-135M-Instruct and the real data packages.
 
-Fails on a crash, a non-finite metric, a policy that RL left unchanged, or a missing artifact.
+Fails on a crash, a non-finite metric, a policy that RL left unchanged, or a missing artifact. The micro
+plan trains on questions whose own BM25 search holds the answer, after a cold start short enough that
+sampling differs within a group: the BM25 run's groups then differ in reward and its update must move the
+weights. A simulator's 48-token pages may hold no answer at all (every reward 0, a zero GRPO advantage),
+so for those runs the test asks for finite metrics and the artifacts only.
 """
 
 import json
@@ -45,8 +49,10 @@ def test_micro_recipe_trains_every_engine_and_writes_its_tables(tmp_path: Path) 
         assert [r["step"] for r in rows] == [0, 1], name
         assert all(math.isfinite(v) for r in rows for v in r.values() if isinstance(v, float)), name
         final = load_file(final_dir / "model.safetensors")
-        changed = max(float((final[k].float() - start[k].float()).abs().max()) for k in start)
-        assert changed > 0, f"{name}: RL left the cold-start policy unchanged"
+        if name == "real engine (bm25)":
+            assert max(r["reward/mean"] for r in rows) > 0 and max(r["actor/grad_norm"] for r in rows) > 0
+            changed = max(float((final[k].float() - start[k].float()).abs().max()) for k in start)
+            assert changed > 0, f"{name}: RL left the cold-start policy unchanged"
         assert (tmp_path / "curves" / f"{run.name}.png").stat().st_size > 0
         assert torch.isfinite(next(iter(final.values()))).all()
 

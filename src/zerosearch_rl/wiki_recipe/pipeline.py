@@ -63,10 +63,10 @@ PLANS = {
     "recipe": Plan("recipe"),
     # Micro: training questions whose own search finds the answer, a cold start long enough that sampling
     # sometimes reproduces the teacher (so GRPO's groups differ and the update is not zero), two RL steps.
-    "micro": Plan("micro", train_limit=4, test_limit=2, cold_steps=12, cold_batch=2, cold_lr=3e-4,
+    "micro": Plan("micro", train_limit=4, test_limit=2, cold_steps=3, cold_batch=2, cold_lr=3e-4,
                   rl=("trainer.total_steps=2", "trainer.batch_size=2", "rollout.n_samples=4",
                       "trainer.micro_batch_size=4", "curriculum.steps=2", "rollout.max_turns=2",
-                      "rollout.max_new_tokens=24", "simulator.max_new_tokens=24"),
+                      "rollout.max_new_tokens=24", "simulator.max_new_tokens=48"),
                   sim=("sim.epochs=0.25", "sim.train_batch_size=4", "sim.score_limit=2",
                        "sim.score_max_new_tokens=24", "sim.max_length=256")),
 }
