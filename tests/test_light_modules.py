@@ -1,4 +1,4 @@
-"""The pure core must not import torch (DESIGN.md): it is used by servers and tools without it."""
+"""The pure core must not import torch (docs/design.md, §The pure core): it is used by servers and tools without it."""
 
 from __future__ import annotations
 

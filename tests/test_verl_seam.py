@@ -100,7 +100,8 @@ def test_response_mask_is_zero_exactly_on_observation_tokens_and_logprobs_align(
     assert out.response_mask == [1] * len(gen1) + [0] * len(obs) + [1] * len(gen2)
     assert out.response_logprobs == lp1 + [0.0] * len(obs) + lp2
     assert TOK.decode(obs).strip().startswith("<information>")
-    # the second turn was generated from the prompt + everything so far, ids untouched (contract 1)
+    # the second turn was generated from the prompt + everything so far, ids untouched
+    # (docs/design.md, §Token-in/token-out)
     assert server.calls[1]["prompt_ids"] == out.prompt_ids + gen1 + obs
     assert out.num_turns == 4  # user, assistant, tool, assistant
 
@@ -130,7 +131,8 @@ def test_search_reaches_the_backend_with_its_own_question_answers_and_noise_draw
 
 
 def test_noise_draws_follow_the_weight_version_of_each_trajectory():
-    # 40 samples of one prompt at version 0 and at version 9: the served kinds are exactly contract 3's draws
+    # 40 samples of one prompt at version 0 and at version 9: the served kinds are exactly the draws of
+    # docs/design.md, §The noise draw
     for version in (0, 9):
         backend = Recorder()
         r = runner(backend, group_size=40)

@@ -4,7 +4,7 @@ No model, no trainer state: tensors in, tensors out. Shapes: ``B`` trajectories,
 positions (everything after the prompt, policy and observation tokens alike), ``V`` vocabulary.
 ``mask`` is the loss mask ``[B, T]``: 1 = token sampled by the policy, 0 = observation or padding.
 
-Aggregation contract (DESIGN.md, contract 5): every loss is a token mean over the loss mask whose
+Aggregation (docs/design.md, §Losses are token means): every loss is a token mean over the loss mask whose
 denominator is the number of masked tokens of the whole *mini-batch*, passed in as ``token_count``.
 Each micro-batch then contributes ``sum(loss * mask) / token_count`` and the micro-batch losses (and
 their gradients, accumulated by ``backward``) sum to the full mini-batch token mean, whatever the split.

@@ -1,4 +1,4 @@
-"""Checkpoints that are never half-written (DESIGN.md contract 8).
+"""Checkpoints that are never half-written (docs/design.md, §Nothing is lost).
 
 A checkpoint folder ``checkpoints/step-000050/`` holds ``policy/`` (Hugging Face format, loadable by
 ``from_pretrained`` or served by vLLM/sglang), ``state.pt`` (optimizers, RNG, data-loader and trainer

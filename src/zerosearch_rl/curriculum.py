@@ -1,7 +1,7 @@
 """The noise curriculum: how likely a simulated search is to return noisy documents at each step.
 
-ZeroSearch raises the noise probability over training with an exponential schedule (DESIGN.md
-contract 3)::
+ZeroSearch raises the noise probability over training with an exponential schedule
+(docs/design.md, §The noise draw)::
 
     p(i) = p_s + (b**(i/m) - 1) / (b - 1) * (p_e - p_s)    for i < m,    p(i) = p_e for i >= m
 

@@ -1,7 +1,7 @@
 """Token-in, token-out generation for policy rollouts.
 
 A ``TokenGenerator`` continues token-id prompts and returns the sampled ids with their behaviour
-log-probs (DESIGN.md contract 1): nothing is decoded and re-tokenized on the way. ``HFGenerator``
+log-probs (docs/design.md, §Token-in/token-out): nothing is decoded and re-tokenized on the way. ``HFGenerator``
 is a KV-cached sampling loop over any Hugging Face causal LM that drops a row from the batch the
 moment it finishes (end-of-sequence, a stop string such as ``</search>``, or its own token budget),
 so one long sequence does not keep the whole batch busy.

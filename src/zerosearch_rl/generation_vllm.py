@@ -1,6 +1,6 @@
 """``VLLMGenerator``: the ``TokenGenerator`` (token ids in, ids and behaviour log-probs out) on a vLLM engine.
 
-Prompts go to vLLM as token ids and the sampled ids come back untouched (DESIGN.md contract 1); rows
+Prompts go to vLLM as token ids and the sampled ids come back untouched (docs/design.md, §Token-in/token-out); rows
 end as ``HFGenerator``'s do: end-of-sequence, a stop string (kept in the output, like the token that
 completes it), or their own budget.
 

@@ -1,4 +1,4 @@
-"""Network calls that never wait forever (DESIGN.md contract 6).
+"""Network calls that never wait forever (docs/design.md, §Nothing waits forever).
 
 Every call has a timeout (set on the HTTP client: httpx, or aiohttp for the simulator), a bounded number
 of retries with exponential backoff, and fail-over across several base URLs. Each retry is a warning line

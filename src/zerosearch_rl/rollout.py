@@ -3,12 +3,13 @@
 Per turn, every unfinished episode generates until ``</search>``, ``</answer>``, end-of-sequence or
 its token budget; its action is parsed from that turn's text; all searches of the turn go to the
 engine in **one** batched call; the ``<information>`` block is tokenized on its own and appended as
-observation tokens (contract 1: generated ids are never decoded and re-tokenized into the context).
-An invalid action gets the feedback text as its observation. In the last allowed turn a search is
-not run: its result could never be used.
+observation tokens: generated ids are never decoded and re-tokenized into the context
+(docs/design.md, §Token-in/token-out). An invalid action gets the feedback text as its observation. In
+the last allowed turn a search is not run: its result could never be used.
 
 Each search request carries the sample's own question and gold answers and a noise decision drawn
-with ``curriculum.is_noisy(seed, step, sample id, turn, p)`` (contracts 2 and 3).
+with ``curriculum.is_noisy(seed, step, sample id, turn, p)`` (docs/design.md, §The search request and
+§The noise draw).
 
 The per-episode logic lives in ``Rollout.start / apply_generation / apply_search / finish``, shared by
 the batched driver ``Rollout.run`` and the one-trajectory coroutine ``Rollout.arun_one`` that other
@@ -240,7 +241,7 @@ class Rollout:
 
         ``step`` and ``noise_p`` may be callables, read after each generation: an engine that learns
         the training step only from its generation server (veRL reports the weights' version with
-        every generation) still draws each search's noise with the right step (contract 3).
+        every generation) still draws each search's noise with the right step (docs/design.md, §The noise draw).
         """
         ep = self.start(example, sample_index)
         for turn in range(self.turn_limit):

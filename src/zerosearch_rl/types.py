@@ -96,7 +96,7 @@ class Segment:
 
 @dataclass
 class Trajectory:
-    """One sampled episode, token-in/token-out (DESIGN.md contract 1).
+    """One sampled episode, token-in/token-out (docs/design.md, §Token-in/token-out).
 
     The ids, the loss mask and the behaviour log-probs are all *derived* from ``segments``, so they
     cannot drift apart. ``group_id`` names the prompt this sample was drawn for: GRPO normalises

@@ -7,7 +7,7 @@ Two row forms are accepted (one per line, blank lines ignored):
 
 A row with a ``text`` field is read in the first form (any ``contents`` is then ignored). Other keys
 are allowed and ignored. A bad row raises ``CorpusError`` naming the file, the row (1-based line) and
-the field; a repeated id is an error naming both rows (DESIGN.md contract 7).
+the field; a repeated id is an error naming both rows (docs/design.md, §Bad input gets a clear error).
 
 The fingerprint is a hash of the file's bytes: built indexes are cached under it, so an edited corpus
 can never be served by a stale index. Light module: no numpy, no torch.

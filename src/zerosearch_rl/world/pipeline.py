@@ -31,9 +31,10 @@ from zerosearch_rl.config import Config, load_config
 from zerosearch_rl.world.build import WorldFiles
 from zerosearch_rl.world.traces import FORCED_SEARCH_PREFIX
 
-REPO_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
-RL_PRESET = REPO_CONFIGS / "world_grpo_bm25.yaml"
-SIM_PRESET = REPO_CONFIGS / "world_sim_sft.yaml"
+#: The presets ship inside the package (a wheel has no ``configs/``); ``configs/world_*.yaml`` link to them.
+PRESETS = Path(__file__).resolve().parents[1] / "presets" / "world"
+RL_PRESET = PRESETS / "grpo_bm25.yaml"
+SIM_PRESET = PRESETS / "sim_sft.yaml"
 SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "world"
 
 #: RL runs: name -> engine overrides ("{tuned}"/"{untuned}" become the simulators' folders).
@@ -101,21 +102,7 @@ def _slug(name: str) -> str:
 
 def tune_simulator(models: Path, root: Path, plan: Plan) -> tuple[Path, dict[str, Any]]:
     """Collect, label, fine-tune and score; returns the tuned simulator and both simulators' scores."""
-    from zerosearch_rl.data import load_examples
-    from zerosearch_rl.llm import build_chat_llm
-    from zerosearch_rl.llm.base import Sampling
-    from zerosearch_rl.search import build_backend
-    from zerosearch_rl.simulator_sft import (
-        build_judge,
-        collect_searches,
-        label_records,
-        read_records,
-        score_simulator,
-        train_simulator,
-        write_score,
-        write_sft_set,
-    )
-    from zerosearch_rl.simulator_sft.collect import ScriptedCollector
+    from zerosearch_rl.simulator_sft.stage import tune_and_score
 
     world, sim_dir = WorldFiles(models / "world"), root / "sim"
     cfg = load_config(SIM_PRESET, [
@@ -124,27 +111,13 @@ def tune_simulator(models: Path, root: Path, plan: Plan) -> tuple[Path, dict[str
         *(f"sim.{k}={sim_dir / v}" for k, v in (("records_path", "searches.jsonl"), ("labelled_path", "labelled.jsonl"),
                                                  ("sft_path", "sft.jsonl"), ("heldout_path", "heldout.jsonl"),
                                                  ("output_dir", "model"), ("score_dir", "score"))), *plan.sim])
-    s = cfg.sim
-    tuned = Path(s.output_dir)
-    if not (tuned / "config.json").is_file():
-        engine = build_backend(load_config(None, ["search.backend=bm25", f"search.corpus={world.corpus}",
-                                                  f"search.index_dir={root / 'index'}", "search.topk=3"]))
-        collect_searches(load_examples([world.qa("train")]), ScriptedCollector(), engine, s.records_path)
-        label_records(s.records_path, s.labelled_path, build_judge(s), s.balance, s.seed)
-        write_sft_set(s.labelled_path, s.sft_path, s.heldout_path, s.heldout_share, s.seed, s.noisy_pages)
-        train_simulator(s.sft_path, s.base_model, tuned, s, system_message=cfg.simulator.system_message)
-    held = read_records(s.heldout_path, labelled=True, with_documents=True)[: s.score_limit]
-    scores = {}
-    for label, model in (("untuned", models / "simulator"), ("tuned", tuned)):
-        llm = build_chat_llm(load_config(None, ["simulator.client=transformers", f"simulator.model={model}"]).simulator)
-        report = score_simulator(held, llm, str(model), sampling=Sampling(0.0, max_new_tokens=s.score_max_new_tokens))
-        write_score(report, sim_dir / f"score_{label}")
-        scores[label] = report.to_json()
-    return tuned, scores
+    return tune_and_score(cfg, models / "simulator", ["search.backend=bm25", f"search.corpus={world.corpus}",
+                                                      f"search.index_dir={root / 'index'}", "search.topk=3"])
 
 
 def train_policies(models: Path, root: Path, plan: Plan, tuned: Path) -> dict[str, Path]:
     """GRPO once per engine of ``RL_RUNS``; returns each run's final policy folder."""
+    from zerosearch_rl.preflight import preflight
     from zerosearch_rl.trainer import Trainer
 
     finals = {}
@@ -155,6 +128,7 @@ def train_policies(models: Path, root: Path, plan: Plan, tuned: Path) -> dict[st
         if not (final / "config.json").is_file():
             shutil.rmtree(cfg.trainer.output_dir, ignore_errors=True)  # a half-finished run starts over
             shutil.rmtree(root / "eval" / _slug(name), ignore_errors=True)  # and its policy's old answers go
+            preflight(cfg)  # the table of checks, and a refusal before any weights load when one fails
             trainer = Trainer(cfg)
             try:
                 trainer.train()

@@ -7,13 +7,14 @@ Per trajectory: the row becomes a ``QAExample`` (``data.example_from_row``: the 
 parquet columns); ``Rollout.arun_one`` drives the episode over veRL's generation servers
 (``ServerManagerGenerator``) and our search backend; the ``Trajectory``'s segments give the response ids,
 the response mask (1 on policy tokens, 0 on ``<information>`` and feedback tokens) and the behaviour
-log-probs, so none of them can drift from the ids (contract 1). The searches of the episodes running
-at once in a worker go to the backend together (``search.batcher.SearchBatcher``), as our engines expect.
+log-probs, so none of them can drift from the ids (docs/design.md, §Token-in/token-out). The searches of
+the episodes running at once in a worker go to the backend together (``search.batcher.SearchBatcher``), as
+our engines expect.
 
-Noise draws follow contract 3: ``is_noisy(trainer.seed, step, sample id, turn, p(step))`` with the step
-from ``step.py`` and the sample id ``"<source>-<split>-<index>#<k>"``, ``k`` the sample's rank among the
-``n`` samples of its prompt. veRL repeats each prompt ``n`` times side by side and numbers the whole
-step's batch before splitting it across workers (the row's ``priority``, veRL 0.9), so
+Noise draws follow docs/design.md, §The noise draw: ``is_noisy(trainer.seed, step, sample id, turn,
+p(step))`` with the step from ``step.py`` and the sample id ``"<source>-<split>-<index>#<k>"``, ``k`` the
+sample's rank among the ``n`` samples of its prompt. veRL repeats each prompt ``n`` times side by side and
+numbers the whole step's batch before splitting it across workers (the row's ``priority``, veRL 0.9), so
 ``k = priority mod n``. Without ``priority``, ``k`` counts the samples of one prompt (``uid``) in the
 order this process starts them, which restarts if a group is split across two agent-loop workers.
 """

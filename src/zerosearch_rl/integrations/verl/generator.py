@@ -4,7 +4,8 @@ veRL's agent loops generate through ``server_manager.generate(request_id, *, pro
 (``verl.workers.rollout.llm_server.LLMServerClient`` in veRL 0.9.1), which returns a ``TokenOutput`` with
 ``token_ids``, ``log_probs`` (when ``sampling_params["logprobs"]`` is true), ``stop_reason`` and
 ``extra_fields`` (``"global_steps"``: the version of the weights that generated, i.e. the number of
-policy updates applied so far). Ids go in and come out: nothing is decoded and re-tokenized (contract 1).
+policy updates applied so far). Ids go in and come out: nothing is decoded and re-tokenized
+(docs/design.md, §Token-in/token-out).
 
 Stop strings: vLLM and SGLang drop a matched stop string from the output unless told otherwise, and the
 rollout parses ``</search>`` / ``</answer>`` from the generated tokens, so the engine-specific "keep it"

@@ -1,4 +1,4 @@
-"""How the current training step reaches the agent loop, for the noise curriculum (DESIGN.md contract 3).
+"""How the current training step reaches the agent loop, for the noise curriculum (docs/design.md, §The noise draw).
 
 veRL's agent loop is not told the training step: ``AgentLoopWorker`` keeps ``meta_info["global_steps"]``
 for tracing and calls ``run(sampling_params, **dataset_fields)``. What it does carry is the version of
