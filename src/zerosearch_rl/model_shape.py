@@ -55,8 +55,8 @@ def locate_model(name: str) -> Path | None:
     cached = _hub_cache_folder(name)
     if cached is not None:
         return cached
-    raise ModelNotFound(f"{name!r} is neither a folder on this machine nor a model in the local Hugging Face cache "
-                        f"(models are not downloaded): give a local model folder")
+    raise ModelNotFound(f"{name!r} does not exist: it is neither a folder on this machine nor a model in the local "
+                        f"Hugging Face cache (models are not downloaded): give a local model folder")
 
 
 def _hub_cache_folder(name: str) -> Path | None:
