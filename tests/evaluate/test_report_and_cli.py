@@ -111,7 +111,7 @@ def test_cli_eval_then_compare_and_one_line_errors(tmp_path, capsys):
     assert cli.main(["eval", "--data", str(tmp_path / "nope.jsonl"), "model.policy=tiny-random"]) == 2
     assert "nope.jsonl' does not exist" in capsys.readouterr().err
     assert cli.main(["eval", "--data", str(data), "--methods", "direct", "model.policy=" + str(tmp_path / "x")]) == 2
-    assert f"model.policy: {tmp_path / 'x'} does not exist" in capsys.readouterr().err
+    assert f"model.policy: '{tmp_path / 'x'}' does not exist" in capsys.readouterr().err
     assert cli.main(["eval", "compare", str(tmp_path)]) == 2
     assert "no summary.json" in capsys.readouterr().err
 
