@@ -211,7 +211,9 @@ def test_a_live_simulator_names_the_model_it_serves_and_answers_a_probe(tmp_path
         assert len(server.chat_bodies()) == 1  # and only for the config whose model is served
     assert status(good, "search engine") == {"ok"}
     assert (f"simulator {server.base_url} serves sim-14b; a {preflight.PROBE_PAGE_TOKENS}-token page: 2 document(s) "
-            f"for a probe query (") in line(good, "search engine")  # with its latency
+            f"for a probe query") in line(good, "search engine")
+    assert all(c.latency_s for c in good if c.name == "search engine")  # with its latency (and, when the client
+    # took 0.5 s or more to start, its start-up time: load decides which, so neither is asked for here)
     assert "serves sim-14b, not simulator.model='sim-7b'; set simulator.model to one of them" in line(wrong,
                                                                                                      "search engine")
 
