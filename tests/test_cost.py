@@ -96,12 +96,17 @@ def test_figures_are_summed_over_processes():
 # ---------------------------------------------------------------- a run's summary.json
 
 
-def run_smoke(tmp_path, capsys, *overrides: str) -> tuple[dict, list[dict], str]:
-    """``zerosearch train`` of the smoke preset with a policy primed to search; returns summary.json, the metrics
-    rows and what the command printed."""
-    policy = primed_policy_dir(str(tmp_path / "policy"), reply="search")
-    args = ["train", "--config", "configs/smoke.yaml", f"model.policy={policy}", f"trainer.output_dir={tmp_path / 'run'}",
-            "trainer.save_every=0", "tracking.api_price_per_1k=10", "tracking.compute_price_per_hour=2", *overrides]
+@pytest.fixture(scope="module")
+def searcher(tmp_path_factory):
+    return primed_policy_dir(str(tmp_path_factory.mktemp("searcher")), reply="search")
+
+
+def run_smoke(policy, tmp_path, capsys, *overrides: str) -> tuple[dict, list[dict], str]:
+    """``zerosearch train`` of the smoke preset with ``policy``; returns summary.json, the metrics rows and what
+    the command printed."""
+    args = ["train", "--config", "configs/smoke.yaml", f"model.policy={policy}",
+            f"trainer.output_dir={tmp_path / 'run'}", "trainer.save_every=0", "tracking.api_price_per_1k=10",
+            "tracking.compute_price_per_hour=2", *overrides]
     assert main(args) == 0
     printed = capsys.readouterr().out
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -109,8 +114,8 @@ def run_smoke(tmp_path, capsys, *overrides: str) -> tuple[dict, list[dict], str]
 
 
 @pytest.mark.slow
-def test_a_run_writes_its_searches_and_their_cost(tmp_path, capsys):
-    summary, rows, printed = run_smoke(tmp_path, capsys)
+def test_a_run_writes_its_searches_and_their_cost(searcher, tmp_path, capsys):
+    summary, rows, printed = run_smoke(searcher, tmp_path, capsys)
     cfg = load_config("configs/smoke.yaml")
     issued = round(sum(r["rollout/searches"] for r in rows) * cfg.trainer.batch_size * cfg.rollout.n_samples)
     assert issued > 0
@@ -122,10 +127,10 @@ def test_a_run_writes_its_searches_and_their_cost(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_a_simulated_run_writes_the_simulators_time_and_tokens(tmp_path, capsys):
-    policy = primed_policy_dir(str(tmp_path / "policy"), reply="search")
-    summary, rows, printed = run_smoke(tmp_path, capsys, "search.backend=simulate_sft", "simulator.client=transformers",
-                                       f"simulator.model={policy}", "simulator.max_new_tokens=8")
+def test_a_simulated_run_writes_the_simulators_time_and_tokens(searcher, tmp_path, capsys):
+    summary, rows, printed = run_smoke(searcher, tmp_path, capsys, "search.backend=simulate_sft",
+                                       "simulator.client=transformers", f"simulator.model={searcher}",
+                                       "simulator.max_new_tokens=8")
     (engine,) = summary["engines"]
     assert (engine["name"], engine["simulator"]) == ("simulate_sft", True)
     assert engine["searches"] == summary["searches"] == rows[-1]["search/queries"] > 0

@@ -28,15 +28,16 @@ def _pretrain(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from zerosearch_rl.world.pipeline import run_pipeline
+    from zerosearch_rl.world.pipeline import COST_FILE, cost_line, run_pipeline
 
     result = run_pipeline(args.out, args.size, args.seed, args.verbose)
     for label, score in result.scores.items():
         print(f"simulator {label}: useful/noisy answer containment ratio {score['containment_ratio']}")
     print(result.table)
     for name, line in result.costs.items():
-        print(f"RL with the {name}: {line or 'no summary.json (trained before runs wrote one)'}")
-    print(f"wrote {result.out / 'table.md'}, {result.out / 'em.png'} and {result.out / 'curves'}/")
+        print(cost_line(name, line))
+    print(f"wrote {result.out / 'table.md'}, {result.out / COST_FILE}, {result.out / 'em.png'} and "
+          f"{result.out / 'curves'}/")
 
 
 def register(commands: Any) -> None:

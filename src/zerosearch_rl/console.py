@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from typing import IO, Any
 #: The loggers whose records belong in a stage's log file (``zerosearch_rl``: our own INFO lines, such as the
 #: simulator fine-tuning's loss records).
 CHATTY_LOGGERS = ("transformers", "trl", "datasets", "accelerate", "huggingface_hub", "peft", "torch",
-                  "sentence_transformers", "zerosearch_rl")
+                  "sentence_transformers", "py.warnings", "zerosearch_rl")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 PLAIN: dict[str, Any] = {"markup": False, "highlight": False, "soft_wrap": True}  # a line as written, never wrapped
 
@@ -169,10 +170,11 @@ def _library_output_to(log: IO[str], file_handler: logging.Handler, verbose: boo
     ours = logging.getLogger("zerosearch_rl")
     ours.setLevel(logging.INFO)
     bars = hf_logging.is_progress_bar_enabled() if hf_logging is not None else False
-    switch = None
+    switch, shown = None, warnings.showwarning
     if not verbose:
         if hf_logging is not None:
             hf_logging.disable_progress_bar()
+        logging.captureWarnings(True)  # warnings become records of py.warnings
         switch = _StderrSwitch(sys.stderr, log)
         sys.stderr = switch  # type: ignore[assignment]
     try:
@@ -182,6 +184,8 @@ def _library_output_to(log: IO[str], file_handler: logging.Handler, verbose: boo
             switch.active = False
             if sys.stderr is switch:
                 sys.stderr = switch.real  # type: ignore[assignment]
+            logging.captureWarnings(False)
+            warnings.showwarning = shown
         if bars and hf_logging is not None:
             hf_logging.enable_progress_bar()
         for logger, (handlers, level, propagate) in saved.items():

@@ -145,6 +145,14 @@ def train_policy(models: Path, root: Path, plan: Plan, tuned: Path, name: str) -
     return final
 
 
+COST_FILE = "cost.txt"  # each RL run's cost line, as `world demo` prints them (scripts/readme_chart.py reads it)
+
+
+def cost_line(name: str, line: str) -> str:
+    """An RL run's line of the demo's closing summary."""
+    return f"RL with the {name}: {line or 'no summary.json (trained before runs wrote one)'}"
+
+
 def _rl_summary(run_dir: Path) -> tuple[str, str]:
     """The RL stage's closing line (steps and reward, from metrics.jsonl) and the run's cost line (from its
     summary.json; empty for a run trained before runs wrote one)."""
@@ -195,8 +203,8 @@ def _per_source(examples: list[Any], limit: int | None) -> list[Any]:
 
 
 def run_pipeline(out: str | Path, size: str = "demo", seed: int = 0, verbose: bool = False) -> PipelineResult:
-    """All stages (cached on disk under ``out``); writes ``table.md``, ``em.png`` and ``curves/``, and each
-    stage's library output to ``logs/`` (``verbose``: to the terminal as well)."""
+    """All stages (cached on disk under ``out``); writes ``table.md``, ``cost.txt``, ``em.png`` and ``curves/``,
+    and each stage's library output to ``logs/`` (``verbose``: to the terminal as well)."""
     from zerosearch_rl.evaluate.report import chart, markdown_table
     from zerosearch_rl.tracking import plot_metrics, read_metrics
 
@@ -222,6 +230,8 @@ def run_pipeline(out: str | Path, size: str = "demo", seed: int = 0, verbose: bo
         s.summary = f"{len(rows)} rows, exact match with the real engine"
     table = markdown_table(rows, "exact_match")
     (root / "table.md").write_text(table + "\n", encoding="utf-8")
+    (root / COST_FILE).write_text("".join(f"{cost_line(name, line)}\n" for name, line in costs.items()),
+                                  encoding="utf-8")
     chart(rows, "exact_match", root / "em.png", "Tiny world: exact match with the real engine")
     (root / "curves").mkdir(exist_ok=True)
     for name, final in finals.items():
