@@ -25,13 +25,15 @@ def test_micro_demo_runs_every_stage_shows_one_line_per_stage_and_reuses_them(tm
     out, err = capfd.readouterr()
     assert not FOREIGN.search(out + err), FOREIGN.search(out + err)
     assert err == ""
-    done = [line for line in out.splitlines() if line.startswith("✓ ")]
-    assert [line[2:].split(":")[0].split(" (")[0] for line in done] == STAGES
+    plain = re.split(r"[\r\n]", re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out))  # the display's redraws taken out
+    done = [line for line in plain if line.startswith("✓ ")]
+    assert [re.fullmatch(r"✓ (.+?)(?:: .*)? \(\d+ s; log \S+\)", line).group(1) for line in done] == STAGES
     logs = {p.name: p.read_text() for p in (tmp_path / "logs").glob("*.log")}
     assert len(logs) == len(STAGES)
     assert re.search(r'zerosearch_rl.simulator_sft.train: step \d+: \{"loss": ', logs["simulator_sft.log"])
-    for name in RL_RUNS:  # the closing summary: each RL run's cost line, as its summary.json has it
-        assert re.search(rf"^RL with the {re.escape(name)}: cost: \d+ searches \(", out, re.M), name
+    costs = [line for line in plain if line.startswith("RL with the ")]  # the closing summary, one line per run
+    assert [line.split(": cost: ")[0] for line in costs] == [f"RL with the {name}" for name in RL_RUNS]
+    assert (tmp_path / "cost.txt").read_text().splitlines() == costs
 
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("rl/*/final/model.safetensors")}
     result = run_pipeline(tmp_path, "micro")  # cached: no stage trains again, the table is the same
