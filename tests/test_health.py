@@ -117,6 +117,7 @@ def test_events_go_into_the_metrics_line_and_onto_every_panel_of_the_curves(tmp_
 
 @pytest.mark.parametrize("stops", [False, True])
 def test_zerosearch_train_ends_with_the_health_lines(monkeypatch, capsys, stops):
+    import zerosearch_rl.preflight
     import zerosearch_rl.trainer
 
     class Trainer:
@@ -135,6 +136,7 @@ def test_zerosearch_train_ends_with_the_health_lines(monkeypatch, capsys, stops)
             pass
 
     monkeypatch.setattr(zerosearch_rl.trainer, "Trainer", Trainer)
+    monkeypatch.setattr(zerosearch_rl.preflight, "preflight", lambda *a, **k: [])  # the default config has no model
     assert main(["train"]) == (2 if stops else 0)
     out, err = capsys.readouterr()
     assert f"health: 1 event\n  step 4: max_kl -> {'stop' if stops else 'warn'}: actor/kl averaged 2\n" in out

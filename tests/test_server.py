@@ -353,20 +353,33 @@ def test_simulated_documents_reach_a_search_r1_client_with_their_titles():
     assert [d["text"] for d in wiki] == ["(Title: Lima) Lima is the capital of Peru.", "Peru is in South America."]
 
 
-def test_a_slow_backend_does_not_block_the_event_loop():
-    async def probe(url: str) -> float:
-        async with httpx.AsyncClient(timeout=10) as client:
-            pending = asyncio.create_task(client.post(f"{url}/retrieve", json={"queries": ["slow"]}))
-            await asyncio.sleep(0.2)
-            start = time.perf_counter()
-            assert (await client.get(f"{url}/health")).status_code == 200
-            elapsed = time.perf_counter() - start
-            assert not pending.done()
-            assert (await pending).status_code == 200
-            return elapsed
+class GatedBackend(ScriptedBackend):
+    """Each search sets ``entered``, then holds until the test sets ``release`` (30 s at most)."""
 
-    with serve_in_thread(create_app(ScriptedBackend(delay_s=1.0), ServeConfig())) as url:
-        assert asyncio.run(probe(url)) < 0.5
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def search(self, requests):
+        self.entered.set()
+        self.release.wait(30)
+        return super().search(requests)
+
+
+def test_a_slow_backend_does_not_block_the_event_loop():
+    backend = GatedBackend()
+
+    async def probe(url: str) -> None:
+        async with httpx.AsyncClient(timeout=60) as client:
+            pending = asyncio.create_task(client.post(f"{url}/retrieve", json={"queries": ["slow"]}))
+            assert await asyncio.to_thread(backend.entered.wait, 30)  # the search is under way in the backend
+            assert (await client.get(f"{url}/health")).status_code == 200
+            assert not pending.done()  # health was answered while the search still held
+            backend.release.set()
+            assert (await pending).status_code == 200
+
+    with serve_in_thread(create_app(backend, ServeConfig())) as url:
+        asyncio.run(probe(url))
 
 
 def test_200_concurrent_requests_with_bad_ones_mixed_in():

@@ -71,9 +71,19 @@ def _serve(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
+    import os
+
+    from zerosearch_rl.preflight import preflight
+
+    if args.processes is not None and (not args.check or args.processes < 1):
+        raise ConfigError("--processes N (N >= 1) goes with --check; under torchrun the count is WORLD_SIZE")
+    cfg = load_config(args.config, args.overrides)
+    preflight(cfg, args.processes, show=os.environ.get("RANK", "0") == "0")  # every rank refuses, rank 0 prints
+    if args.check:
+        return
     from zerosearch_rl.trainer import Trainer
 
-    trainer = Trainer(load_config(args.config, args.overrides), resume=args.resume)
+    trainer = Trainer(cfg, resume=args.resume)
     try:
         history = trainer.train()
     finally:
@@ -155,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="RL training (GRPO / PPO / REINFORCE) of a search policy")
     _add_config_args(train)
     train.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
+    train.add_argument("--check", action="store_true", help="run the pre-flight checks only (batch arithmetic, "
+                       "lengths, model files, engines, memory, disk): exit 0, or 2 when one fails")
+    train.add_argument("--processes", type=int, help="with --check: the data-parallel process count to check for "
+                       "(default: torchrun's WORLD_SIZE, else 1)")
     train.set_defaults(run=_train)
 
     script = commands.add_parser("script", help="run ZeroSearch's train_grpo.sh / train_ppo.sh / train_reinforce.sh "

@@ -307,6 +307,9 @@ class TrainerConfig(_Section):
             "[search.backend=remote, 'search.urls=[http://127.0.0.1:8000]']: a real engine, as the original "
             "validates with one (a simulator is told the gold answer). Empty = the training engine.")
     keep_checkpoints: int = _f(2, "Checkpoints kept on disk (older ones are deleted).", ge=1)
+    memory_check: Literal["fail", "warn", "skip"] = _f(
+        "fail", "What the pre-flight does when its memory estimate exceeds the memory present (docs/training-health.md "
+                "says how far to trust it): fail (refuse to start), warn (report and start), skip (no memory check).")
     tensorboard: bool = _f(False, "Also log metrics to TensorBoard.")
     wandb_project: str = _f("", "Also log to this Weights & Biases project (extra 'wandb'); empty = off.")
     strategy: Literal["auto", "ddp", "fsdp"] = _f(
@@ -505,7 +508,9 @@ SECTIONS: dict[str, type[_Section]] = {
 
 @dataclass(frozen=True)
 class Config:
-    """Everything a command needs; build it with ``load_config``."""
+    """Everything a command needs; build it with ``load_config``. Whether a training run can start on it (batch
+    arithmetic over the processes, lengths against the model, engines, memory, disk) is the pre-flight's to say
+    (``preflight.run_checks``), which lists every problem at once instead of raising on the first."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -520,30 +525,6 @@ class Config:
     health: HealthConfig = field(default_factory=HealthConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     sim: SimConfig = field(default_factory=SimConfig)
-
-    def __post_init__(self) -> None:
-        if self.algorithm.advantage in ("grpo", "rloo") and self.rollout.n_samples < 2:
-            raise ConfigError(f"algorithm.advantage={self.algorithm.advantage} compares samples of one prompt: "
-                              f"rollout.n_samples must be >= 2, got {self.rollout.n_samples}")
-        check_data_parallel(self, 1)
-
-
-def check_data_parallel(cfg: Config, processes: int) -> None:
-    """The step's batch must split evenly over ``processes`` data-parallel processes, and each process's
-    share (whole prompts with all their samples) into ``trainer.mini_batches`` equal optimizer steps:
-    every process must take the same number of optimizer steps, each over the same number of trajectories."""
-    t, n = cfg.trainer, cfg.rollout.n_samples
-    if t.batch_size % processes:
-        valid = [b for b in range(processes, 4 * processes + 1, processes)]
-        raise ConfigError(f"trainer.batch_size={t.batch_size} prompts cannot be split over {processes} processes; "
-                          f"use a multiple of {processes} (e.g. {', '.join(map(str, valid))})")
-    mine = t.batch_size // processes * n
-    if mine % t.mini_batches:
-        valid = [d for d in range(1, mine + 1) if mine % d == 0]
-        where = f" on each of {processes} processes" if processes > 1 else ""
-        raise ConfigError(f"trainer.mini_batches={t.mini_batches} must divide the {mine} trajectories of a step"
-                          f"{where} (batch_size {t.batch_size} / {processes} x n_samples {n}); "
-                          f"valid: {', '.join(map(str, valid))}")
 
 
 # ---------------------------------------------------------------- loading

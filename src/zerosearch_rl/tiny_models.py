@@ -27,15 +27,22 @@ def byte_tokenizer() -> Any:
                                    bos_token="<s>", eos_token="</s>")
 
 
+def tiny_config(vocab_size: int, hidden: int = 64, layers: int = 2, heads: int = 2) -> Any:
+    """The ``LlamaConfig`` of ``tiny_llama`` (the pre-flight reads tiny-random's shape from it, without weights)."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=2 * hidden,
+                       num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
+                       max_position_embeddings=4096, pad_token_id=0, bos_token_id=2, eos_token_id=3,
+                       tie_word_embeddings=True, attn_implementation="sdpa")  # type: ignore[call-arg]
+
+
 def tiny_llama(vocab_size: int, seed: int = 0, hidden: int = 64, layers: int = 2, heads: int = 2) -> Any:
     """A randomly initialised Llama (seeded, so two calls give identical weights)."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
-    config = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=2 * hidden,
-                         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
-                         max_position_embeddings=4096, pad_token_id=0, bos_token_id=2, eos_token_id=3,
-                         tie_word_embeddings=True, attn_implementation="sdpa")  # type: ignore[call-arg]
+    config = tiny_config(vocab_size, hidden, layers, heads)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return LlamaForCausalLM(config).eval()

@@ -34,7 +34,6 @@ from zerosearch_rl.config import (
     Config,
     ConfigError,
     TrainerConfig,
-    check_data_parallel,
     config_to_dict,
     save_config,
     with_overrides,
@@ -48,6 +47,7 @@ from zerosearch_rl.health import NONFINITE, SKIPPED, HealthEvent, HealthStop, He
 from zerosearch_rl.llm.base import Sampling
 from zerosearch_rl.lr_schedule import lr_multiplier
 from zerosearch_rl.policy import TokenBatch, frozen_copy, load_policy, slice_rows, token_logprobs, value_model_like
+from zerosearch_rl.preflight import require_batches
 from zerosearch_rl.protocol import STOP_STRINGS
 from zerosearch_rl.reward import RewardScores, score_trajectory
 from zerosearch_rl.rollout import Rollout
@@ -111,7 +111,7 @@ class Trainer:
         self.cfg, t = cfg, cfg.trainer
         self.reward_fn = reward_fn or configured_reward(t)
         self.rank, self.world, self.strategy = par.init_distributed(t.strategy)
-        check_data_parallel(cfg, self.world)
+        require_batches(cfg, self.world)  # the pre-flight's batch arithmetic, for the real process count
         if self.strategy == "fsdp" and cfg.model.lora_rank:
             raise ConfigError("trainer.strategy=fsdp needs model.lora_rank=0 (LoRA already keeps the trained "
                               "state small: use ddp with LoRA)")
@@ -382,7 +382,7 @@ class Trainer:
         sums: dict[str, float] = {}
         norms: list[float] = []
         ratio_max, updates, n = 0.0, 0, batch.size
-        mini_size = n // cfg.mini_batches  # equal on every process (config.check_data_parallel)
+        mini_size = n // cfg.mini_batches  # equal on every process (preflight.batch_checks)
         for epoch in range(cfg.ppo_epochs):
             seed = int(unit_draw("minibatch", cfg.seed, step, epoch) * 2**31)
             order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()

@@ -9,7 +9,9 @@ It serves ``GET /v1/models``, ``POST /v1/chat/completions`` and ``POST /v1/compl
 ``stop``) on 127.0.0.1 (ephemeral port), one thread per connection (it keeps hundreds of delayed requests in
 flight at once), and records every request. Faults apply to completions only, checked in this order:
 ``hang`` (never answer), ``drop_first`` (close the connection without replying), ``fail_first`` /
-``fail_if`` (HTTP 500), ``malformed_if`` (a reply without content).
+``fail_if`` (HTTP 500), ``malformed_if`` (a reply without content). ``gather=n`` holds the first completions
+until ``n`` of them are in flight at once (10 s at most in all), then answers every one: overlap is then seen in
+``max_in_flight`` however slow the machine, where a delay would only make it likely.
 Token usage is counted in whitespace-separated words.
 
 Leaving the context stops everything: hung and delayed handlers are released, open connections are
@@ -26,6 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+GATHER_WAIT_S = 10.0  # how long `gather` holds a completion; a bound against a hung test, not a measurement
 
 
 @dataclass(frozen=True)
@@ -58,15 +62,17 @@ class FakeOpenAIServer:
         drop_first: int = 0,
         hang: bool = False,
         malformed_if: Callable[[str], bool] | None = None,
+        gather: int = 0,
     ) -> None:
         self.reply, self.models, self.delay_s = reply, tuple(models), delay_s
         self.hang, self.drop_first, self.fail_first = hang, drop_first, fail_first
-        self.fail_if, self.malformed_if = fail_if, malformed_if
+        self.fail_if, self.malformed_if, self.gather = fail_if, malformed_if, gather
         self.max_in_flight = 0  # most chat requests handled at the same time
         self._requests: list[RecordedRequest] = []
         self._chats = self._in_flight = 0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._gathered = threading.Event()  # set once `gather` completions were in flight together
         self._connections: set[socket.socket] = set()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -104,6 +110,7 @@ class FakeOpenAIServer:
             return
         with self._lock:
             self._stopping.set()  # releases hung and delayed handlers
+            self._gathered.set()
             connections = list(self._connections)
         self._httpd.shutdown()
         for conn in connections:  # unblocks handlers waiting on idle keep-alive connections
@@ -142,12 +149,16 @@ class FakeOpenAIServer:
         with self._lock:
             self._in_flight += delta
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
+            if self.gather and self._in_flight >= self.gather:
+                self._gathered.set()
 
     def _chat(self, index: int, body: Any) -> tuple[int, dict[str, Any]] | None:
         """(status, JSON reply) for one chat request, or None to drop the connection."""
         if self.hang:
             self._stopping.wait()
             return None
+        if self.gather and not self._gathered.wait(GATHER_WAIT_S):
+            self._gathered.set()  # never gathered: the test fails on max_in_flight, without a wait per request
         if self.delay_s:
             self._stopping.wait(self.delay_s)
         if index < self.drop_first:

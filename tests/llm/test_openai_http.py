@@ -74,17 +74,14 @@ def test_batch_order_is_kept_when_replies_finish_out_of_order(serve, client):
 
 
 def test_requests_of_a_batch_overlap(serve, client):
-    server = serve(delay_s=0.2)
-    start = time.perf_counter()
+    server = serve(gather=20)  # the first replies wait until 20 requests are in flight together
     out = client([server.base_url], concurrency=64).generate([f"q{i}" for i in range(40)], SAMPLING)
-    elapsed = time.perf_counter() - start
     assert all(c.ok for c in out)
-    assert elapsed < 40 * 0.2 / 4, f"40 requests of 0.2 s took {elapsed:.2f} s: they did not overlap"
-    assert server.max_in_flight > 10
+    assert server.max_in_flight >= 20
 
 
 def test_concurrency_limit_is_respected(serve, client):
-    server = serve(delay_s=0.05)
+    server = serve(gather=3, delay_s=0.05)  # three in flight for sure; a fourth would arrive during the delay
     out = client([server.base_url], concurrency=3).generate([f"q{i}" for i in range(12)], SAMPLING)
     assert all(c.ok for c in out)
     assert server.max_in_flight == 3
@@ -110,16 +107,13 @@ def test_fails_over_to_the_second_url_when_the_first_is_down(serve, client):
     assert [c.text for c in out] == ["a", "b", "c"]
 
 
-def test_a_request_failing_every_retry_is_an_error_naming_the_url_in_bounded_time(serve, client):
+def test_a_request_failing_every_retry_is_an_error_naming_the_url_after_its_retries(serve, client):
     server = serve(fail_if=lambda message: message == "bad")
     policy = RetryPolicy(max_retries=3, backoff_s=0.05)
-    start = time.perf_counter()
     out = client([server.base_url], retry=policy).generate(["ok", "bad", "fine"], SAMPLING)
-    elapsed = time.perf_counter() - start
     assert [c.text for c in out] == ["ok", None, "fine"]  # neighbours are unharmed
     assert server.base_url in out[1].error and "HTTP 500" in out[1].error
     assert len([b for b in server.chat_bodies() if b["messages"][-1]["content"] == "bad"]) == policy.attempts
-    assert elapsed < sum(policy.delay(i) for i in range(policy.max_retries)) + 2.0
 
 
 def test_an_unreachable_server_is_an_error_naming_the_url(client):
@@ -136,12 +130,10 @@ def test_a_hung_server_fails_by_timeout_and_still_shuts_down(client):
         [done] = client([server.base_url], retry=policy, timeout_s=0.3).generate(["hello"], SAMPLING)
         elapsed = time.perf_counter() - start
     finally:
-        stop_start = time.perf_counter()
         server.stop()
     assert done.text is None and server.base_url in done.error and "Timeout" in done.error
-    assert 2 * 0.3 <= elapsed < policy.attempts * 0.3 + policy.delay(0) + 1.5
-    assert time.perf_counter() - stop_start < 2.0
-    assert not [t for t in threading.enumerate() if t.name == "fake-openai"]
+    assert elapsed >= policy.attempts * 0.3  # each attempt waited its timeout (a lower bound: load cannot break it)
+    assert not [t for t in threading.enumerate() if t.name == "fake-openai"]  # stop() released and joined them
 
 
 def test_model_comes_from_the_models_endpoint_once(serve, client):

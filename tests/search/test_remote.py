@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import time
 
 import pytest
 from fastapi import FastAPI
@@ -118,10 +117,8 @@ def test_fail_over_from_a_dead_url_to_a_live_one(server):
 def test_a_dead_url_fails_after_bounded_retries_naming_it():
     dead = closed_port_url()
     client = remote(dead, max_retries=2)
-    start = time.perf_counter()
     with pytest.raises(SearchError, match=rf"{dead}/retrieve.*3 attempts"):
         client.search(REQUESTS)
-    assert time.perf_counter() - start < 5
     assert client.metrics()["search/failures"] == 1
 
 

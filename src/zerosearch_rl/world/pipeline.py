@@ -26,6 +26,7 @@ and what they would have cost through a paid API, beside the simulator's time (`
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -37,10 +38,13 @@ from zerosearch_rl.console import stage
 from zerosearch_rl.world.build import WorldFiles
 from zerosearch_rl.world.traces import FORCED_SEARCH_PREFIX
 
-REPO_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
-RL_PRESET = REPO_CONFIGS / "world_grpo_bm25.yaml"
-SIM_PRESET = REPO_CONFIGS / "world_sim_sft.yaml"
+#: The presets ship inside the package (a wheel has no ``configs/``); ``configs/world_*.yaml`` link to them.
+PRESETS = Path(__file__).resolve().parents[1] / "presets" / "world"
+RL_PRESET = PRESETS / "grpo_bm25.yaml"
+SIM_PRESET = PRESETS / "sim_sft.yaml"
 SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "world"
+
+log = logging.getLogger(__name__)
 
 #: RL runs: name -> engine overrides ("{tuned}"/"{untuned}" become the simulators' folders).
 RL_RUNS: dict[str, tuple[str, ...]] = {
@@ -129,6 +133,7 @@ def tune_simulator(models: Path, root: Path, plan: Plan) -> tuple[Path, dict[str
 def train_policy(models: Path, root: Path, plan: Plan, tuned: Path, name: str) -> Path:
     """GRPO with the engine of ``RL_RUNS[name]`` (skipped when its final policy is on disk); returns the final
     policy's folder."""
+    from zerosearch_rl.preflight import preflight, render_table
     from zerosearch_rl.trainer import Trainer
 
     overrides = [e.format(tuned=tuned, untuned=models / "simulator") for e in RL_RUNS[name]]
@@ -137,6 +142,11 @@ def train_policy(models: Path, root: Path, plan: Plan, tuned: Path, name: str) -
     if not (final / "config.json").is_file():
         shutil.rmtree(cfg.trainer.output_dir, ignore_errors=True)  # a half-finished run starts over
         shutil.rmtree(root / "eval" / _slug(name), ignore_errors=True)  # and its policy's old answers go
+        checks = preflight(cfg, show=False)  # a refusal before any weights load when a check fails
+        log.info("%s", render_table(checks, 1))  # the table goes to the stage's log, its warnings to the terminal
+        for c in checks:
+            if c.status == "warn":
+                print(f"pre-flight warning: {c.name}: {c.text()}")
         trainer = Trainer(cfg)
         try:
             trainer.train()
