@@ -115,7 +115,7 @@ class Bar:
 
 
 @contextmanager
-def progress(title: str, total: float, completed: float = 0, show: bool = True, info: str = "") -> Iterator[Bar]:
+def progress(title: str, total: float, completed: int = 0, show: bool = True, info: str = "") -> Iterator[Bar]:
     """A bar of ``total`` steps: a line of the running stage's display, else a display of its own (none when
     ``show`` is false)."""
     running = current_stage()
@@ -151,10 +151,11 @@ def _library_output_to(log: IO[str], file_handler: logging.Handler, verbose: boo
     """Send what the chatty loggers would print to ``file_handler`` (their levels stay; ours is INFO); unless
     ``verbose``, take it off the terminal, with the libraries' progress bars and everything written to stderr.
     Restores all of it afterwards."""
+    hf_logging: Any = None
     try:
         from transformers.utils import logging as hf_logging
     except ImportError:  # pragma: no cover - transformers is a dependency
-        hf_logging = None
+        pass
     if hf_logging is not None:
         hf_logging.get_logger()  # its stderr handler exists before we take it off
     saved = {}

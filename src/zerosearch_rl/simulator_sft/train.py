@@ -42,7 +42,8 @@ def _progress_callback(show: bool) -> Any:
 
     class _Progress(TrainerCallback):  # type: ignore[misc]
         def __init__(self) -> None:
-            self.stack, self.bar, self.done = ExitStack(), None, 0
+            self.stack, self.done = ExitStack(), 0
+            self.bar: Any = None
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.bar = self.stack.enter_context(progress("fine-tune", state.max_steps, show=show))
