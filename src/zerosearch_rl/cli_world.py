@@ -28,7 +28,8 @@ def _pretrain(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from zerosearch_rl.world.pipeline import COST_FILE, cost_line, run_pipeline
+    from zerosearch_rl.rl_stage import COST_FILE, cost_line
+    from zerosearch_rl.world.pipeline import run_pipeline
 
     result = run_pipeline(args.out, args.size, args.seed, args.verbose)
     for label, score in result.scores.items():

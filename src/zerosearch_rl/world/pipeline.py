@@ -26,8 +26,6 @@ and what they would have cost through a paid API, beside the simulator's time (`
 
 from __future__ import annotations
 
-import logging
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -43,8 +41,6 @@ PRESETS = Path(__file__).resolve().parents[1] / "presets" / "world"
 RL_PRESET = PRESETS / "grpo_bm25.yaml"
 SIM_PRESET = PRESETS / "sim_sft.yaml"
 SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "world"
-
-log = logging.getLogger(__name__)
 
 #: RL runs: name -> engine overrides ("{tuned}"/"{untuned}" become the simulators' folders).
 RL_RUNS: dict[str, tuple[str, ...]] = {
@@ -131,48 +127,12 @@ def tune_simulator(models: Path, root: Path, plan: Plan) -> tuple[Path, dict[str
 
 
 def train_policy(models: Path, root: Path, plan: Plan, tuned: Path, name: str) -> Path:
-    """GRPO with the engine of ``RL_RUNS[name]`` (skipped when its final policy is on disk); returns the final
+    """GRPO with the engine of ``RL_RUNS[name]`` (``rl_stage.train_run``: reused when done); returns the final
     policy's folder."""
-    from zerosearch_rl.preflight import preflight, render_table
-    from zerosearch_rl.trainer import Trainer
+    from zerosearch_rl.rl_stage import train_run
 
     overrides = [e.format(tuned=tuned, untuned=models / "simulator") for e in RL_RUNS[name]]
-    cfg = _rl_config(models, root, plan, name, overrides)
-    final = Path(cfg.trainer.output_dir) / "final"
-    if not (final / "config.json").is_file():
-        shutil.rmtree(cfg.trainer.output_dir, ignore_errors=True)  # a half-finished run starts over
-        shutil.rmtree(root / "eval" / _slug(name), ignore_errors=True)  # and its policy's old answers go
-        checks = preflight(cfg, show=False)  # a refusal before any weights load when a check fails
-        log.info("%s", render_table(checks, 1))  # the table goes to the stage's log, its warnings to the terminal
-        for c in checks:
-            if c.status == "warn":
-                print(f"pre-flight warning: {c.name}: {c.text()}")
-        trainer = Trainer(cfg)
-        try:
-            trainer.train()
-        finally:
-            trainer.close()
-    return final
-
-
-COST_FILE = "cost.txt"  # each RL run's cost line, as `world demo` prints them (scripts/readme_chart.py reads it)
-
-
-def cost_line(name: str, line: str) -> str:
-    """An RL run's line of the demo's closing summary."""
-    return f"RL with the {name}: {line or 'no summary.json (trained before runs wrote one)'}"
-
-
-def _rl_summary(run_dir: Path) -> tuple[str, str]:
-    """The RL stage's closing line (steps and reward, from metrics.jsonl) and the run's cost line (from its
-    summary.json; empty for a run trained before runs wrote one)."""
-    from zerosearch_rl.cost import SUMMARY_FILE, read_summary
-    from zerosearch_rl.tracking import read_metrics
-
-    rows = read_metrics(run_dir)
-    line = f"{len(rows)} steps, reward {rows[0]['reward/mean']:.3f} -> {rows[-1]['reward/mean']:.3f}"
-    cost = read_summary(run_dir)["line"] if (run_dir / SUMMARY_FILE).is_file() else ""
-    return line, cost
+    return train_run(_rl_config(models, root, plan, name, overrides), root / "eval" / _slug(name))
 
 
 def evaluate_all(models: Path, root: Path, plan: Plan, finals: dict[str, Path]) -> list[tuple[str, dict[str, float]]]:
@@ -216,6 +176,7 @@ def run_pipeline(out: str | Path, size: str = "demo", seed: int = 0, verbose: bo
     """All stages (cached on disk under ``out``); writes ``table.md``, ``cost.txt``, ``em.png`` and ``curves/``,
     and each stage's library output to ``logs/`` (``verbose``: to the terminal as well)."""
     from zerosearch_rl.evaluate.report import chart, markdown_table
+    from zerosearch_rl.rl_stage import run_lines, write_cost_lines
     from zerosearch_rl.tracking import plot_metrics, read_metrics
 
     plan, root = PLANS[size], Path(out)
@@ -234,14 +195,13 @@ def run_pipeline(out: str | Path, size: str = "demo", seed: int = 0, verbose: bo
     for name in RL_RUNS:
         with stage(f"RL with the {name}", logs / f"rl_{_slug(name)}.log", verbose) as s:
             finals[name] = train_policy(models, root, plan, tuned, name)
-            s.summary, costs[name] = _rl_summary(finals[name].parent)
+            s.summary, costs[name] = run_lines(finals[name].parent)
     with stage("evaluation", logs / "evaluation.log", verbose) as s:
         rows = evaluate_all(models, root, plan, finals)
         s.summary = f"{len(rows)} rows, exact match with the real engine"
     table = markdown_table(rows, "exact_match")
     (root / "table.md").write_text(table + "\n", encoding="utf-8")
-    (root / COST_FILE).write_text("".join(f"{cost_line(name, line)}\n" for name, line in costs.items()),
-                                  encoding="utf-8")
+    write_cost_lines(root, costs)
     chart(rows, "exact_match", root / "em.png", "Tiny world: exact match with the real engine")
     (root / "curves").mkdir(exist_ok=True)
     for name, final in finals.items():
