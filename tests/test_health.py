@@ -121,7 +121,7 @@ def test_zerosearch_train_ends_with_the_health_lines(monkeypatch, capsys, stops)
     import zerosearch_rl.trainer
 
     class Trainer:
-        rank, run_dir = 0, "runs/x"
+        rank, run_dir, cost = 0, "runs/x", None
 
         def __init__(self, cfg, resume=False, overwrite=False):
             self.health_events = []

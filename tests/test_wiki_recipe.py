@@ -31,6 +31,7 @@ def test_micro_recipe_trains_every_engine_and_writes_its_tables(tmp_path: Path) 
     import torch
     from safetensors.torch import load_file
 
+    from zerosearch_rl.rl_stage import COST_FILE, cost_line
     from zerosearch_rl.wiki_recipe.pipeline import BASE_METHODS, METRICS, RL_RUNS, run_recipe
 
     _smollm2_or_skip()
@@ -61,3 +62,6 @@ def test_micro_recipe_trains_every_engine_and_writes_its_tables(tmp_path: Path) 
     assert "after cold start, before RL" in labels and len(labels) == len(BASE_METHODS) + 1 + len(RL_RUNS)
     table = (tmp_path / "table.md").read_text(encoding="utf-8")
     assert all(m in table for m in METRICS) and (tmp_path / "f1.png").stat().st_size > 0
+    assert set(result.costs) == set(RL_RUNS) and all(line.startswith("cost: ") for line in result.costs.values())
+    assert (tmp_path / COST_FILE).read_text().splitlines() == [cost_line(n, result.costs[n]) for n in RL_RUNS]
+    assert len(list((tmp_path / "logs").glob("*.log"))) == 3 + len(RL_RUNS) + 1  # one per stage

@@ -130,6 +130,8 @@ def _train(args: argparse.Namespace) -> None:
         last = history[-1]
         print(f"done: {len(history)} steps, last reward {last['reward/mean']:.3f} "
               f"(exact match {last['reward/exact_match']:.3f}); run folder {trainer.run_dir}")
+    if trainer.rank == 0 and trainer.cost is not None:
+        print(trainer.cost.line())  # also in the run folder's summary.json
 
 
 def _script(args: argparse.Namespace) -> None:

@@ -15,14 +15,18 @@ def _data(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
+    from zerosearch_rl.rl_stage import COST_FILE, cost_line
     from zerosearch_rl.wiki_recipe.pipeline import run_recipe
 
-    result = run_recipe(args.out, args.size, args.seed)
+    result = run_recipe(args.out, args.size, args.seed, args.verbose)
     print(result.data.summary())
     for label, score in result.scores.items():
         print(f"simulator {label}: useful/noisy answer containment ratio {score['containment_ratio']}")
     print("\n\n".join(result.tables.values()))
-    print(f"wrote {result.out / 'table.md'}, {result.out / 'f1.png'} and {result.out / 'curves'}/")
+    for name, line in result.costs.items():
+        print(cost_line(name, line))
+    print(f"wrote {result.out / 'table.md'}, {result.out / COST_FILE}, {result.out / 'f1.png'} and "
+          f"{result.out / 'curves'}/")
 
 
 def register(commands: Any) -> None:
@@ -38,6 +42,8 @@ def register(commands: Any) -> None:
                                            "engines, evaluation (`make demo-real`)")
     demo.add_argument("--out", default="runs/demo_real", help="output folder (default runs/demo_real)")
     demo.add_argument("--size", choices=list(PLANS), default="recipe", help="recipe, or micro for a smoke run")
+    demo.add_argument("--verbose", action="store_true",
+                      help="show the libraries' output on the terminal (it always goes to OUT/logs/)")
     demo.set_defaults(run=_demo)
     for cmd in (data, demo):
         cmd.add_argument("--seed", type=int, default=0, help="seed of the split and the runs (default 0)")

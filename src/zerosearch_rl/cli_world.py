@@ -28,13 +28,17 @@ def _pretrain(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
+    from zerosearch_rl.rl_stage import COST_FILE, cost_line
     from zerosearch_rl.world.pipeline import run_pipeline
 
-    result = run_pipeline(args.out, args.size, args.seed)
+    result = run_pipeline(args.out, args.size, args.seed, args.verbose)
     for label, score in result.scores.items():
         print(f"simulator {label}: useful/noisy answer containment ratio {score['containment_ratio']}")
     print(result.table)
-    print(f"wrote {result.out / 'table.md'}, {result.out / 'em.png'} and {result.out / 'curves'}/")
+    for name, line in result.costs.items():
+        print(cost_line(name, line))
+    print(f"wrote {result.out / 'table.md'}, {result.out / COST_FILE}, {result.out / 'em.png'} and "
+          f"{result.out / 'curves'}/")
 
 
 def register(commands: Any) -> None:
@@ -52,4 +56,7 @@ def register(commands: Any) -> None:
         cmd.add_argument("--out", default=default_out, help=f"output folder (default {default_out})")
         cmd.add_argument("--size", choices=SIZES, default="demo", help="world size preset (default demo)")
         cmd.add_argument("--seed", type=int, default=0, help="seed of the world and the models (default 0)")
+        if name == "demo":
+            cmd.add_argument("--verbose", action="store_true",
+                             help="show the libraries' output on the terminal (it always goes to OUT/logs/)")
         cmd.set_defaults(run=run)

@@ -338,6 +338,24 @@ class TrainerConfig(_Section):
         return self.warmup_steps or int(self.warmup_ratio * self.total_steps)
 
 
+@dataclass(frozen=True)
+class TrackingConfig(_Section):
+    """What a training run's summary (``summary.json``, the last lines of ``zerosearch train``) prices its searches
+    and its simulator at (``cost.py``)."""
+
+    section: ClassVar[str] = "tracking"
+    api_price_per_1k: float = _f(
+        9.17, "USD per 1,000 searches through a paid search API, to price the run's searches as if a real web "
+              "engine had served them. Default from ZeroSearch's paper: about 64,000 searches of one training run "
+              "cost about $586.70 through SerpAPI (9.17 per 1,000), against about $70.80 of A100 time for its "
+              "14B simulator.", ge=0.0)
+    compute_price_per_hour: float = _f(
+        1.50, "USD per hour of the machine the simulator runs on, to price its busy time. The default is an "
+              "assumption, not the paper's: about one A100 GPU-hour at on-demand cloud rates (2025 list prices "
+              "run from about $1.2 to $4; the paper's $70.80 is its 14B simulator on four A100s, at a rate it "
+              "does not state). Set the price of your own GPU or CPU.", ge=0.0)
+
+
 HealthAction = Literal["warn", "stop", "rollback"]
 
 
@@ -491,7 +509,7 @@ class SimConfig(_Section):
 SECTIONS: dict[str, type[_Section]] = {
     cls.section: cls
     for cls in (ModelConfig, DataConfig, RolloutConfig, SearchConfig, ServeConfig, SimulatorConfig, CurriculumConfig,
-                AlgorithmConfig, TrainerConfig, HealthConfig, EvalConfig, SimConfig)
+                AlgorithmConfig, TrainerConfig, TrackingConfig, HealthConfig, EvalConfig, SimConfig)
 }
 
 
@@ -510,6 +528,7 @@ class Config:
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     sim: SimConfig = field(default_factory=SimConfig)

@@ -96,17 +96,20 @@ def run_demo(out_dir: str | Path = "runs/engines", simulator: bool = True,
         remote.close()
 
     if simulator:
+        from zerosearch_rl.console import stage
         from zerosearch_rl.llm.base import Sampling
         from zerosearch_rl.llm.transformers_chat import TransformersChat
         from zerosearch_rl.packaged_models import smollm2_instruct
         from zerosearch_rl.search.simulated import SimulatedBackend
 
         console.print("[bold]3/3[/] simulated engine: SmolLM2-135M-Instruct, our few-shot prompt (simulate_prompt)")
-        llm = TransformersChat.from_pretrained(str(smollm2_instruct()), batch_size=len(examples))
-        sim = SimulatedBackend(llm, mode="prompt", topk=5, sampling=Sampling(temperature=0.0, max_new_tokens=120),
-                               prompt="own")
-        scores.append(score_engine("simulated useful", sim, examples, noisy=False))
-        scores.append(score_engine("simulated noisy", sim, examples, noisy=True))
+        with stage("simulated engine", out / "logs" / "simulator.log") as step:  # GGUF conversion bars to the log
+            llm = TransformersChat.from_pretrained(str(smollm2_instruct()), batch_size=len(examples))
+            sim = SimulatedBackend(llm, mode="prompt", topk=5,
+                                   sampling=Sampling(temperature=0.0, max_new_tokens=120), prompt="own")
+            scores.append(score_engine("simulated useful", sim, examples, noisy=False))
+            scores.append(score_engine("simulated noisy", sim, examples, noisy=True))
+            step.summary = f"{scores[-2].pages + scores[-1].pages} pages"
 
     sources = list(scores[0].by_source)
     table = Table("engine", "has answer", *sources, "pages", "seconds",

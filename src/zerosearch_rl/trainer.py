@@ -32,6 +32,8 @@ from zerosearch_rl.config import (
     save_config,
     with_overrides,
 )
+from zerosearch_rl.console import progress
+from zerosearch_rl.cost import RunCost, run_cost, write_summary
 from zerosearch_rl.curriculum import unit_draw
 from zerosearch_rl.data import PromptSampler, load_examples
 from zerosearch_rl.generation import HFGenerator, TokenGenerator
@@ -168,6 +170,7 @@ class Trainer:
         self.watch = HealthWatch(cfg.health)
         self.health_events: list[HealthEvent] = []
         self.rollbacks, self.lr_scale = 0, 1.0
+        self.cost: RunCost | None = None  # set by train: the searches it made and their cost
         if state is not None:
             self._restore_state(state)
         self._apply_lr()
@@ -488,15 +491,10 @@ class Trainer:
     def train(self) -> list[dict[str, float]]:
         """Run the remaining steps with a progress bar; returns this process's metrics per step. Raises
         ``HealthStop`` when the health watch stops the run (its events are in ``health_events`` either way)."""
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        t, history = self.cfg.trainer, []
-        columns = (TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                   TimeRemainingColumn())
+        t, history, start = self.cfg.trainer, [], time.perf_counter()
         step = self.start_step
         try:
-            with Progress(*columns, disable=self.rank != 0) as bar:
-                task = bar.add_task("train", total=t.total_steps, completed=self.start_step, info="")
+            with progress("train", t.total_steps, completed=self.start_step, show=self.rank == 0) as bar:
                 for step in range(self.start_step, t.total_steps):
                     metrics = self.step(step)
                     if t.eval_every and (step + 1) % t.eval_every == 0:
@@ -507,23 +505,37 @@ class Trainer:
                     if self.logger is not None:
                         self.logger.log(step, {**metrics, **self.search.metrics()}, [e.record() for e in events])
                         for e in events:
-                            bar.console.print(f"[yellow]health: {e.line()}")
+                            bar.print(f"[yellow]health: {e.line()}")
                     if stop is not None:
                         raise HealthStop(stop)
-                    bar.update(task, advance=1, info=f"reward {metrics['reward/mean']:.3f}  "
-                                                     f"noise {metrics['noise/probability']:.2f}")
+                    bar.advance(info=f"reward {metrics['reward/mean']:.3f}  noise {metrics['noise/probability']:.2f}")
                     last = step + 1 == t.total_steps
                     # a skipped update is never checkpointed: the latest checkpoint stays the last good state
                     if not metrics[SKIPPED] and (last or (t.save_every and (step + 1) % t.save_every == 0)):
                         self.save(step)
             self._check_replicas()
             self.export(self.run_dir / "final")
+            self.cost = self._summarize(history, time.perf_counter() - start)
         except KeyboardInterrupt:  # the metrics written so far are whole lines (each is flushed at once)
             raise Interrupted(interrupted_message(self.run_dir, step)) from None
         finally:
             if self.logger is not None:
                 self.logger.close()
         return history
+
+    def _summarize(self, history: list[dict[str, float]], wall_s: float) -> RunCost:
+        """This session's searches and their cost (``cost.py``), summed over the processes; rank 0 writes
+        ``summary.json`` with them and the last step's reward."""
+        engines = [("train", self.search)] + ([("eval", self.eval_search)] if self.eval_search is not self.search
+                                              else [])
+        cost = run_cost(engines, self.cfg.tracking, wall_s,
+                        lambda xs: par.all_reduce(torch.tensor(xs, dtype=torch.float64)).tolist())
+        if self.rank == 0:
+            last = history[-1] if history else {}
+            write_summary(self.run_dir, {"steps": len(history), "total_steps": self.cfg.trainer.total_steps,
+                                         **{k: last[k] for k in ("reward/mean", "reward/exact_match") if k in last},
+                                         **cost.to_json()})
+        return cost
 
     # ---------------------------------------------------------------- health
 

@@ -1,4 +1,5 @@
-"""A tiny policy primed to answer in the protocol's format, so RL tests see rewards that vary.
+"""A tiny policy primed to answer in the protocol's format, so RL tests see rewards that vary (or, with
+``reply="search"``, primed to search the question, so a run makes searches to count).
 
 A random tiny LM never writes ``<answer>…</answer>``: every reward is 0 and every advantage 0. A
 word-level tokenizer trained on the demo world (our tags are single tokens) and a few seconds of
@@ -44,9 +45,10 @@ def world_tokenizer(extra_texts: Sequence[str] = ()) -> PreTrainedTokenizerFast:
 
 
 @cache
-def primed_policy_dir(root: str, steps: int = 40, seed: int = 0) -> Path:
-    """Train (once per process and folder) and save the primed policy; returns its folder."""
-    target = Path(root) / f"primed-{steps}-{seed}"
+def primed_policy_dir(root: str, steps: int = 40, seed: int = 0, reply: str = "answer") -> Path:
+    """Train (once per process and folder) and save the primed policy; returns its folder. ``reply``: answer
+    (a town, right half the time) or search (``<search> the question </search>``)."""
+    target = Path(root) / (f"primed-{steps}-{seed}" if reply == "answer" else f"primed-{reply}-{steps}-{seed}")
     if (target / "config.json").is_file():
         return target
     tok = world_tokenizer()
@@ -59,9 +61,10 @@ def primed_policy_dir(root: str, steps: int = 40, seed: int = 0) -> Path:
         for ex in rng.sample(examples, 8):
             answer = ex.answers[0] if rng.random() < 0.5 else rng.choice(TOWNS)
             prompt = tok(build_prompt(ex.question, None, "base"), add_special_tokens=False)["input_ids"]
-            reply = tok(f"<answer> {answer} </answer>", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-            rows.append(prompt + reply)
-            masks.append([0] * len(prompt) + [1] * len(reply))
+            text = f"<answer> {answer} </answer>" if reply == "answer" else f"<search> {ex.question} </search>"
+            ids_reply = tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+            rows.append(prompt + ids_reply)
+            masks.append([0] * len(prompt) + [1] * len(ids_reply))
         width = max(map(len, rows))
         ids = torch.tensor([r + [0] * (width - len(r)) for r in rows])
         mask = torch.tensor([m + [0] * (width - len(m)) for m in masks], dtype=torch.float32)[:, 1:]

@@ -26,6 +26,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
+from zerosearch_rl import console
 from zerosearch_rl.config import EVAL_METHODS, Config, ConfigError, config_to_dict
 from zerosearch_rl.evaluate.methods import EvalContext, get_method
 from zerosearch_rl.evaluate.report import (
@@ -184,16 +185,16 @@ def evaluate(policy: Any, tokenizer: Any, backend: SearchBackend, examples: Sequ
     todo = {m: [ex for ex in examples if (m, ex.id) not in done] for m in runners}
     total = sum(len(v) for v in todo.values())
     start = time.perf_counter()
-    with _progress(progress, total) as advance:
+    with console.progress("eval", total, show=progress and total > 0) as bar:
         for method, pending in todo.items():
             for i in range(0, len(pending), e.batch_size):
                 batch = pending[i : i + e.batch_size]
-                advance(method, 0)
+                bar.advance(0, info=method)
                 trajectories = runners[method].run(ctx, batch)
                 append_traces(out / TRACES_FILE, [
                     item_trace(method, ex, traj, recorder.take(traj.sample_id), tokenizer)
                     for ex, traj in zip(batch, trajectories, strict=True)])
-                advance(method, len(batch))
+                bar.advance(len(batch), info=f"{method}  {bar.speed or 0:.2f} q/s")
     wanted = {ex.id for ex in examples}
     traces = [t for t in read_traces(out / TRACES_FILE) if t["method"] in runners and t["id"] in wanted]
     results = summarize(traces)
@@ -201,42 +202,6 @@ def evaluate(policy: Any, tokenizer: Any, backend: SearchBackend, examples: Sequ
     seconds = time.perf_counter() - start
     write_outputs(out, label, results, config_to_dict(cfg), examples, seconds)
     return EvalReport(label, results, out, len(traces), total, seconds)
-
-
-class _progress:
-    """A rich progress bar (rate and ETA) over all items, or nothing when ``enabled`` is false."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled, self.total = enabled and total > 0, total
-
-    def __enter__(self) -> Any:
-        if not self.enabled:
-            return lambda method, n: None
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.bar = Progress(TextColumn("eval [bold]{task.fields[method]}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                            TimeRemainingColumn())
-        self.bar.start()
-        task = self.bar.add_task("eval", total=self.total, method="", rate="")
-
-        def advance(method: str, n: int) -> None:
-            self.bar.update(task, advance=n, method=method)
-            speed = self.bar.tasks[0].speed
-            self.bar.update(task, rate=f"{speed:.2f} q/s" if speed else "")
-
-        return advance
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self.bar.stop()
 
 
 def evaluate_config(cfg: Config, *, fresh: bool = False, progress: bool = True) -> EvalReport:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Literal
@@ -285,6 +286,7 @@ class SimulatedBackend(CountingBackend):
     def search(self, requests: Sequence[SearchRequest]) -> list[list[Document]]:
         """One page of parsed documents per request; each document carries the page as the original shows it
         (``Document.page`` = ``original_page_text`` of the reply)."""
+        start = time.perf_counter()
         prompts = [build_simulator_prompt(r, self.mode, self.prompt) for r in requests]
         shared = self.deduplicate == "always" or (self.deduplicate == "auto" and self.sampling.temperature == 0)
         todo = list(dict.fromkeys(prompts)) if shared else prompts
@@ -297,6 +299,7 @@ class SimulatedBackend(CountingBackend):
             pages = [by_prompt[p] for p in prompts]
         self.counts.update(queries=len(requests), generated=len(todo), deduplicated=len(requests) - len(todo),
                            noisy=sum(r.noisy for r in requests), useful=sum(not r.noisy for r in requests))
+        self.counts["busy_s"] += time.perf_counter() - start  # type: ignore[assignment]  # wall time in this engine
         return [list(page) for page in pages]
 
     def _page(self, prompt: str, completion: Completion) -> tuple[Document, ...]:

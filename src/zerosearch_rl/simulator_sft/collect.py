@@ -27,11 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from zerosearch_rl.console import progress
 from zerosearch_rl.data import DataError
 from zerosearch_rl.llm.base import Sampling
 from zerosearch_rl.reward import extract_answer, f1
 from zerosearch_rl.search.base import FAILED_DOCUMENT_ID, SearchBackend
-from zerosearch_rl.simulator_sft.records import RecordWriter, SearchRecord, iter_batches, progress_bar
+from zerosearch_rl.simulator_sft.records import RecordWriter, SearchRecord, iter_batches
 from zerosearch_rl.types import Document, QAExample, SearchRequest
 
 #: ``QAExample.metadata`` key holding a question's sub-questions (a list of strings), searched by the
@@ -200,8 +201,7 @@ def collect_searches(examples: Sequence[QAExample], collector: Collector, engine
         todo = [ex for ex in examples if not all(writer.unit_done(u) for u in collector.unit_ids(ex))]
         units = sum(len(collector.unit_ids(ex)) for ex in examples)
         skipped = units - sum(len(collector.unit_ids(ex)) for ex in todo)
-        with progress_bar(f"collect ({collector.name})", show_progress) as bar:
-            task = bar.add_task("collect", total=len(todo))
+        with progress(f"collect ({collector.name})", len(todo), show=show_progress) as bar:
             for batch in iter_batches(todo, batch_size):
                 for unit in collector.run(batch, engine):
                     records, n_failed = _records(unit, collector.name, engine.name)
@@ -210,7 +210,7 @@ def collect_searches(examples: Sequence[QAExample], collector: Collector, engine
                     for r in records:
                         if writer.append(r):
                             empty += not r.documents
-                bar.update(task, advance=len(batch))
+                bar.advance(len(batch))
         return CollectReport(Path(out_path), collector.name, engine.name, units, skipped, writer.written,
                              writer.resumed, failed, empty, no_search, time.perf_counter() - start)
 

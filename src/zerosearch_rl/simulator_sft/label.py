@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from zerosearch_rl.console import progress
 from zerosearch_rl.data import DataError
 from zerosearch_rl.demo import contains_answer
 from zerosearch_rl.llm.base import ChatLLM, Sampling
@@ -32,7 +33,6 @@ from zerosearch_rl.simulator_sft.records import (
     SearchRecord,
     iter_batches,
     page_text,
-    progress_bar,
     read_records,
     write_records,
 )
@@ -180,15 +180,14 @@ def label_records(records_path: str | Path, out_path: str | Path, judge: Judge, 
     pages = [r for r in records if r.documents]
     labelled: list[SearchRecord] = []
     no_verdict = 0
-    with progress_bar(f"label ({judge.name})", show_progress) as bar:
-        task = bar.add_task("label", total=len(pages))
+    with progress(f"label ({judge.name})", len(pages), show=show_progress) as bar:
         for batch in iter_batches(pages, batch_size):
             for r, verdict in zip(batch, judge.judge(batch), strict=True):
                 if verdict is None:
                     no_verdict += 1
                 else:
                     labelled.append(r.labelled("useful" if verdict else "noisy", judge.name))
-            bar.update(task, advance=len(batch))
+            bar.advance(len(batch))
     judged = dict(Counter(str(r.label) for r in labelled))
     if balance_classes:
         missing = [k for k in ("useful", "noisy") if not judged.get(k)]

@@ -245,29 +245,6 @@ class RecordWriter:
         self.close()
 
 
-def progress_bar(title: str, show: bool = True) -> Any:
-    """A rich progress bar with count, rate and ETA (the pipeline's long steps all use it)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TaskProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    class _Rate(TextColumn):
-        def render(self, task: Any) -> Any:
-            from rich.text import Text
-
-            speed = task.finished_speed or task.speed
-            return Text(f"{speed:.1f}/s" if speed else "-/s")
-
-    return Progress(TextColumn(f"[bold]{title}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-                    _Rate(""), TimeElapsedColumn(), TimeRemainingColumn(), disable=not show)
-
-
 def iter_batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]

@@ -21,15 +21,15 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from statistics import mean
-from typing import Any
 
+from zerosearch_rl.console import Bar, progress
 from zerosearch_rl.data import DataError
 from zerosearch_rl.llm.base import ChatLLM, Completion, Sampling
 from zerosearch_rl.reward import cover_em
 from zerosearch_rl.search.base import SearchError
 from zerosearch_rl.search.simulated import build_simulator_prompt, parse_documents
 from zerosearch_rl.simulator_sft.dataset import request_of
-from zerosearch_rl.simulator_sft.records import SearchRecord, iter_batches, progress_bar
+from zerosearch_rl.simulator_sft.records import SearchRecord, iter_batches
 from zerosearch_rl.types import Document
 
 
@@ -93,7 +93,7 @@ class ScoreReport:
 
 
 def _simulate(llm: ChatLLM, records: Sequence[SearchRecord], noisy: bool, sampling: Sampling, topk: int,
-              batch_size: int, bar: Any, task: Any) -> tuple[list[list[Document]], list[Completion], list[bool]]:
+              batch_size: int, bar: Bar) -> tuple[list[list[Document]], list[Completion], list[bool]]:
     pages: list[list[Document]] = []
     completions: list[Completion] = []
     clean: list[bool] = []
@@ -107,7 +107,7 @@ def _simulate(llm: ChatLLM, records: Sequence[SearchRecord], noisy: bool, sampli
             pages.append(docs)
             clean.append(ok)
         completions.extend(out)
-        bar.update(task, advance=len(batch))
+        bar.advance(len(batch))
     return pages, completions, clean
 
 
@@ -120,10 +120,9 @@ def score_simulator(records: Sequence[SearchRecord], llm: ChatLLM, model: str = 
     start = time.perf_counter()
     answers = [r.answers for r in records]
     rows = [figures(f"real ({records[0].engine or 'engine'})", [list(r.documents[:topk]) for r in records], answers)]
-    with progress_bar("score", show_progress) as bar:
-        task = bar.add_task("score", total=2 * len(records))
+    with progress("score", 2 * len(records), show=show_progress) as bar:
         for noisy in (False, True):
-            pages, completions, clean = _simulate(llm, records, noisy, sampling, topk, batch_size, bar, task)
+            pages, completions, clean = _simulate(llm, records, noisy, sampling, topk, batch_size, bar)
             rows.append(figures(f"simulator {'noisy' if noisy else 'useful'}", pages, answers, completions, clean))
     return ScoreReport(model, len(records), tuple(rows), time.perf_counter() - start)
 

@@ -17,8 +17,10 @@ unchanged, and sglang / vLLM can serve it.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,41 @@ from zerosearch_rl.llm.base import chat_messages
 from zerosearch_rl.simulator_sft.dataset import read_sft_set
 
 SUMMARY_FILE = "sft_summary.json"
+log = logging.getLogger(__name__)
+
+
+def _progress_callback(show: bool) -> Any:
+    """A ``TrainerCallback`` that draws the fine-tuning as one of our bars (the running loss beside it) and sends
+    the Trainer's log records (loss, learning rate, … per logging step) to this module's logger at INFO, which
+    a pipeline stage keeps in its log file; it replaces the Trainer's own tqdm bar and printed dicts."""
+    from transformers import TrainerCallback
+
+    from zerosearch_rl.console import progress
+
+    class _Progress(TrainerCallback):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.stack, self.done = ExitStack(), 0
+            self.bar: Any = None
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.bar = self.stack.enter_context(progress("fine-tune", state.max_steps, show=show))
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self.bar is not None:
+                self.bar.advance(state.global_step - self.done)
+                self.done = state.global_step
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
+                   **kwargs: Any) -> None:
+            log.info("step %d: %s", state.global_step, json.dumps(logs or {}))
+            if self.bar is not None and logs and "loss" in logs:
+                self.bar.advance(0, info=f"loss {float(logs['loss']):.3f}")
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.stack.close()
+            self.bar = None
+
+    return _Progress()
 
 
 def _examples(rows: list[dict[str, str]], chat: bool, system_message: str | None) -> list[dict[str, Any]]:
@@ -72,13 +109,18 @@ def build_sft_trainer(sft_path: str | Path, base_model: str, work_dir: str | Pat
         max_length=sim.max_length, completion_only_loss=True, seed=sim.seed, data_seed=sim.seed,
         bf16=bf16, fp16=False, activation_checkpointing=sim.gradient_checkpointing and not cpu, use_cpu=cpu,
         report_to="none", save_strategy="no", logging_steps=0.05, logging_strategy="steps",
-        disable_tqdm=not show_progress, dataset_num_proc=None,
+        disable_tqdm=True, dataset_num_proc=None,  # our bar instead (_progress_callback)
     )
     bars = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()  # one bar per preparation pass of a few rows is noise; training keeps its own
     try:
+        from transformers.trainer_callback import PrinterCallback
+
         dataset = Dataset.from_list(_examples(rows, chat, system_message))
-        return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+        trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+        trainer.remove_callback(PrinterCallback)  # it prints every log record as a raw dict
+        trainer.add_callback(_progress_callback(show_progress))
+        return trainer
     finally:
         if bars:
             datasets.enable_progress_bars()

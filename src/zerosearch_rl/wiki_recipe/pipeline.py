@@ -80,6 +80,7 @@ class RecipeResult:
     finals: dict[str, Path]  # RL run name -> its final policy folder (beside the run's metrics.jsonl)
     data: RecipeData
     out: Path
+    costs: dict[str, str]  # RL run name -> its cost line (summary.json's), "" for a run trained without one
 
 
 def _slug(name: str) -> str:
@@ -163,28 +164,14 @@ def cold_start(data: RecipeData, train: Path, base: Path, root: Path, plan: Plan
     return out
 
 
-def train_policies(data: RecipeData, train: Path, start: Path, root: Path, plan: Plan, base: Path,
-                   tuned: Path) -> dict[str, Path]:
-    """GRPO once per engine of ``RL_RUNS``, each from ``start``; returns each run's final policy folder."""
-    from zerosearch_rl.preflight import preflight
-    from zerosearch_rl.trainer import Trainer
+def train_policy(data: RecipeData, train: Path, start: Path, root: Path, plan: Plan, base: Path, tuned: Path,
+                 name: str) -> Path:
+    """GRPO from ``start`` with the engine of ``RL_RUNS[name]`` (``rl_stage.train_run``: reused when done);
+    returns the final policy's folder."""
+    from zerosearch_rl.rl_stage import train_run
 
-    finals = {}
-    for name, extra in RL_RUNS.items():
-        overrides = [e.format(tuned=tuned, untuned=base) for e in extra]
-        cfg = _rl_config(data, train, start, root, plan, name, overrides)
-        final = Path(cfg.trainer.output_dir) / "final"
-        if not (final / "config.json").is_file():
-            shutil.rmtree(cfg.trainer.output_dir, ignore_errors=True)  # a half-finished run starts over
-            shutil.rmtree(root / "eval" / _slug(name), ignore_errors=True)  # and its policy's old answers go
-            preflight(cfg)  # the table of checks, and a refusal before any weights load when one fails
-            trainer = Trainer(cfg)
-            try:
-                trainer.train()
-            finally:
-                trainer.close()
-        finals[name] = final
-    return finals
+    overrides = [e.format(tuned=tuned, untuned=base) for e in RL_RUNS[name]]
+    return train_run(_rl_config(data, train, start, root, plan, name, overrides), root / "eval" / _slug(name))
 
 
 def evaluate_all(data: RecipeData, train: Path, root: Path, plan: Plan,
@@ -214,29 +201,49 @@ def evaluate_all(data: RecipeData, train: Path, root: Path, plan: Plan,
     return rows
 
 
-def run_recipe(out: str | Path = "runs/demo_real", size: str = "recipe", seed: int = 0) -> RecipeResult:
-    """All stages (cached on disk under ``out``); writes ``table.md``, ``f1.png`` and ``curves/``."""
+def run_recipe(out: str | Path = "runs/demo_real", size: str = "recipe", seed: int = 0,
+               verbose: bool = False) -> RecipeResult:
+    """All stages (cached on disk under ``out``), each one progress display and one line on the terminal
+    (``console.stage``; the libraries' output in ``logs/``, on the terminal too when ``verbose``); writes
+    ``table.md``, ``cost.txt`` (each RL run's cost line), ``f1.png`` and ``curves/``."""
+    from zerosearch_rl.console import stage
     from zerosearch_rl.evaluate.report import chart, markdown_table, with_average
     from zerosearch_rl.packaged_models import smollm2_instruct
+    from zerosearch_rl.rl_stage import run_lines, write_cost_lines
     from zerosearch_rl.tracking import plot_metrics, read_metrics
 
     plan, root = PLANS[size], Path(out)
     root.mkdir(parents=True, exist_ok=True)
-    data = build_data(root / "data", seed=seed)
-    train = _limited(data.train, plan.train_limit, root / "train_used.jsonl", bm25_hits=True)
-    base = smollm2_instruct()
-    tuned, scores = tune_simulator(data, train, base, root, plan)
-    start = cold_start(data, train, base, root, plan, seed)
-    finals = train_policies(data, train, start, root, plan, base, tuned)
+    logs = root / "logs"
+    with stage("data", logs / "data.log", verbose) as s:
+        data = build_data(root / "data", seed=seed)
+        train = _limited(data.train, plan.train_limit, root / "train_used.jsonl", bm25_hits=True)
+        base = smollm2_instruct()
+        s.summary = f"FanOutQA questions the Wikipedia leads answer, in {data.train.parent}"
+    with stage("simulator SFT", logs / "simulator_sft.log", verbose) as s:
+        tuned, scores = tune_simulator(data, train, base, root, plan)
+        s.summary = "useful/noisy answer containment ratio " + ", ".join(
+            f"{label} {score['containment_ratio']}" for label, score in scores.items())
+    with stage("cold start", logs / "cold_start.log", verbose) as s:
+        start = cold_start(data, train, base, root, plan, seed)
+        s.summary = f"the policy RL starts from, in {start}"
+    finals, costs = {}, {}
+    for name in RL_RUNS:
+        with stage(f"RL with the {name}", logs / f"rl_{_slug(name)}.log", verbose) as s:
+            finals[name] = train_policy(data, train, start, root, plan, base, tuned, name)
+            s.summary, costs[name] = run_lines(finals[name].parent)
     policies = {"base": (base, list(BASE_METHODS)), "after cold start, before RL": (start, ["agent"]),
                 **{f"after RL with the {n}": (f, ["agent"]) for n, f in finals.items()}}
-    rows = evaluate_all(data, train, root, plan, policies)
+    with stage("evaluation", logs / "evaluation.log", verbose) as s:
+        rows = evaluate_all(data, train, root, plan, policies)
+        s.summary = f"{len(rows)} rows, {', '.join(METRICS)} with BM25"
     tables = {m: markdown_table([(label, with_average(by, m)) for label, by in rows], m) for m in METRICS}
     (root / "table.md").write_text("\n\n".join(tables.values()) + "\n", encoding="utf-8")
+    write_cost_lines(root, costs)
     chart([(label, with_average(by, "f1")) for label, by in rows], "f1", root / "f1.png",
           "SmolLM2-135M on FanOutQA with BM25 over the Wikipedia leads: F1")
     (root / "curves").mkdir(exist_ok=True)
     for name, final in finals.items():
         plot_metrics(read_metrics(final.parent / "metrics.jsonl"), root / "curves" / f"{final.parent.name}.png",
                      CURVES, title=f"GRPO with the {name}")
-    return RecipeResult(tables, rows, scores, finals, data, root)
+    return RecipeResult(tables, rows, scores, finals, data, root, costs)

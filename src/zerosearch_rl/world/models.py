@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zerosearch_rl.console import progress
 from zerosearch_rl.data import read_examples
 from zerosearch_rl.world.build import build_world
 from zerosearch_rl.world.model import generate_world
@@ -54,16 +55,11 @@ RECIPES: dict[str, ModelsRecipe] = {
 
 def _train(name: str, samples: list[Sample], spec: TrainSpec, recipe: ModelsRecipe, tokenizer: Any,
            seed: int, out: Path) -> dict[str, Any]:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     model = new_model(len(tokenizer), recipe.model, seed, tokenizer)
     start = time.perf_counter()
-    columns = (TextColumn(f"pretrain {name}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-               TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns) as bar:
-        task = bar.add_task(name, total=spec.steps, loss=float("nan"))
+    with progress(f"pretrain {name}", spec.steps) as bar:
         losses = pretrain(model, samples, spec, seed, tokenizer.pad_token_id,
-                          on_step=lambda step, loss: bar.update(task, advance=1, loss=loss))
+                          on_step=lambda step, loss: bar.advance(info=f"loss {loss:.3f}"))
     seconds = time.perf_counter() - start
     model.save_pretrained(out / name)
     tokenizer.save_pretrained(out / name)

@@ -17,17 +17,22 @@ Stages, each skipped when its output is already on disk (a second run reuses the
    base policy at its best, searching as it was taught (searching the question text for it, the
    generic ``agent_forced``, puts the documents where its traces never had them). Exact match per
    source, as a Markdown table and a PNG chart, and the runs' reward curves with the noise schedule.
+
+Each stage is one progress display and one summary line on the terminal (``console.stage``); what the libraries
+print meanwhile goes to ``logs/<stage>.log`` under the output folder. Each RL run's line states its searches
+and what they would have cost through a paid API, beside the simulator's time (``cost.py``, the run's
+``summary.json``).
 """
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from zerosearch_rl.config import Config, load_config
+from zerosearch_rl.console import stage
 from zerosearch_rl.world.build import WorldFiles
 from zerosearch_rl.world.traces import FORCED_SEARCH_PREFIX
 
@@ -74,11 +79,17 @@ class PipelineResult:
     rows: list[tuple[str, dict[str, float]]]
     scores: dict[str, Any]  # sim score of the untuned and the tuned simulator
     out: Path
+    costs: dict[str, str]  # RL run -> its cost line (summary.json's), "" for a run trained without one
+
+
+def _shipped(plan: Plan, seed: int) -> bool:
+    """Whether the package's models serve (the demo size, seed 0) or they are built."""
+    return plan.size == "demo" and seed == 0
 
 
 def _models(root: Path, plan: Plan, seed: int) -> Path:
     """The folder holding ``world/``, ``policy/`` and ``simulator/``."""
-    if plan.size == "demo" and seed == 0:
+    if _shipped(plan, seed):
         return SHIPPED
     target = root / "models"
     if not (target / "simulator" / "config.json").is_file():
@@ -115,27 +126,13 @@ def tune_simulator(models: Path, root: Path, plan: Plan) -> tuple[Path, dict[str
                                                       f"search.index_dir={root / 'index'}", "search.topk=3"])
 
 
-def train_policies(models: Path, root: Path, plan: Plan, tuned: Path) -> dict[str, Path]:
-    """GRPO once per engine of ``RL_RUNS``; returns each run's final policy folder."""
-    from zerosearch_rl.preflight import preflight
-    from zerosearch_rl.trainer import Trainer
+def train_policy(models: Path, root: Path, plan: Plan, tuned: Path, name: str) -> Path:
+    """GRPO with the engine of ``RL_RUNS[name]`` (``rl_stage.train_run``: reused when done); returns the final
+    policy's folder."""
+    from zerosearch_rl.rl_stage import train_run
 
-    finals = {}
-    for name, extra in RL_RUNS.items():
-        overrides = [e.format(tuned=tuned, untuned=models / "simulator") for e in extra]
-        cfg = _rl_config(models, root, plan, name, overrides)
-        final = Path(cfg.trainer.output_dir) / "final"
-        if not (final / "config.json").is_file():
-            shutil.rmtree(cfg.trainer.output_dir, ignore_errors=True)  # a half-finished run starts over
-            shutil.rmtree(root / "eval" / _slug(name), ignore_errors=True)  # and its policy's old answers go
-            preflight(cfg)  # the table of checks, and a refusal before any weights load when one fails
-            trainer = Trainer(cfg)
-            try:
-                trainer.train()
-            finally:
-                trainer.close()
-        finals[name] = final
-    return finals
+    overrides = [e.format(tuned=tuned, untuned=models / "simulator") for e in RL_RUNS[name]]
+    return train_run(_rl_config(models, root, plan, name, overrides), root / "eval" / _slug(name))
 
 
 def evaluate_all(models: Path, root: Path, plan: Plan, finals: dict[str, Path]) -> list[tuple[str, dict[str, float]]]:
@@ -175,21 +172,39 @@ def _per_source(examples: list[Any], limit: int | None) -> list[Any]:
     return kept
 
 
-def run_pipeline(out: str | Path, size: str = "demo", seed: int = 0) -> PipelineResult:
-    """All stages (cached on disk under ``out``); writes ``table.md``, ``em.png`` and ``curves/``."""
+def run_pipeline(out: str | Path, size: str = "demo", seed: int = 0, verbose: bool = False) -> PipelineResult:
+    """All stages (cached on disk under ``out``); writes ``table.md``, ``cost.txt``, ``em.png`` and ``curves/``,
+    and each stage's library output to ``logs/`` (``verbose``: to the terminal as well)."""
     from zerosearch_rl.evaluate.report import chart, markdown_table
+    from zerosearch_rl.rl_stage import run_lines, write_cost_lines
     from zerosearch_rl.tracking import plot_metrics, read_metrics
 
     plan, root = PLANS[size], Path(out)
-    models = _models(root, plan, seed)
-    tuned, scores = tune_simulator(models, root, plan)
-    finals = train_policies(models, root, plan, tuned)
-    rows = evaluate_all(models, root, plan, finals)
+    logs = root / "logs"
+    if _shipped(plan, seed):
+        models = SHIPPED
+    else:
+        with stage("models", logs / "models.log", verbose) as s:
+            models = _models(root, plan, seed)
+            s.summary = f"the world, the base policy and the simulator LM in {models}"
+    with stage("simulator SFT", logs / "simulator_sft.log", verbose) as s:
+        tuned, scores = tune_simulator(models, root, plan)
+        ratios = ", ".join(f"{label} {score['containment_ratio']}" for label, score in scores.items())
+        s.summary = f"useful/noisy answer containment ratio {ratios}"
+    finals, costs = {}, {}
+    for name in RL_RUNS:
+        with stage(f"RL with the {name}", logs / f"rl_{_slug(name)}.log", verbose) as s:
+            finals[name] = train_policy(models, root, plan, tuned, name)
+            s.summary, costs[name] = run_lines(finals[name].parent)
+    with stage("evaluation", logs / "evaluation.log", verbose) as s:
+        rows = evaluate_all(models, root, plan, finals)
+        s.summary = f"{len(rows)} rows, exact match with the real engine"
     table = markdown_table(rows, "exact_match")
     (root / "table.md").write_text(table + "\n", encoding="utf-8")
+    write_cost_lines(root, costs)
     chart(rows, "exact_match", root / "em.png", "Tiny world: exact match with the real engine")
     (root / "curves").mkdir(exist_ok=True)
     for name, final in finals.items():
         plot_metrics(read_metrics(final.parent / "metrics.jsonl"), root / "curves" / f"{_slug(name)}.png",
                      title=f"GRPO with the {name}")
-    return PipelineResult(table, rows, scores, root)
+    return PipelineResult(table, rows, scores, root, costs)
