@@ -1,7 +1,7 @@
 """One RL run as a stage of a demo pipeline (the tiny world's, the real-LM recipe's): trained once, then reused.
 
 A run whose final policy is on disk is not trained again; a half-finished one starts over, and the old answers
-of its policy go with it. The pre-flight's table goes to the stage's log (its warnings to the terminal), a
+of its policy go with it. The pre-flight's table goes to the stage's log (its tally and warnings to the terminal), a
 failed check refuses before any weights load. The stage's closing line and the run's cost line come from the
 run folder (``metrics.jsonl``, ``summary.json``), so a reused run reports them too.
 """
@@ -30,7 +30,9 @@ def train_run(cfg: Config, stale: Path) -> Path:
     shutil.rmtree(cfg.trainer.output_dir, ignore_errors=True)
     shutil.rmtree(stale, ignore_errors=True)
     checks = preflight(cfg, show=False)  # raises, listing every failure, before any weights load
-    log.info("%s", render_table(checks, 1))
+    table = render_table(checks, 1)
+    log.info("%s", table)
+    print(f"pre-flight: {table.splitlines()[-1]} (the table is in the stage's log)")
     for c in checks:
         if c.status == "warn":
             print(f"pre-flight warning: {c.name}: {c.text()}")
