@@ -87,8 +87,7 @@ def cold_start_samples(rollout: Rollout, examples: Sequence[QAExample]) -> ColdS
     held the answer, as (ids, loss mask) samples."""
     result = rollout.run(Teacher(rollout, examples), examples, n_samples=1, step=0, noise_p=0.0,
                          sampling=Sampling(temperature=0.0))
-    kept = [t for t in result.trajectories if extract_answer(t.policy_text) and cover_em(
-        extract_answer(t.policy_text) or "", t.answers)]
+    kept = [t for t in result.trajectories if cover_em(extract_answer(t.policy_text) or "", t.answers)]
     return ColdStart(samples=[(t.input_ids, t.loss_mask) for t in kept], trajectories=kept, offered=len(examples),
                      first_search=sum(t.metrics.get("searches", 0) == 1 for t in kept),
                      reformulated=sum(t.metrics.get("searches", 0) > 1 for t in kept))

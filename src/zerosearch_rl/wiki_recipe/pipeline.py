@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from zerosearch_rl.config import Config, load_config
+from zerosearch_rl.data import DataError
 from zerosearch_rl.wiki_recipe.data import BM25_HIT, RecipeData, build_data
 
 PRESETS = Path(__file__).resolve().parents[1] / "presets" / "wiki"
@@ -147,7 +148,8 @@ def cold_start(data: RecipeData, train: Path, base: Path, root: Path, plan: Plan
     finally:
         engine.close()
     if not episodes.samples:
-        raise RuntimeError("the cold start found no training question whose real-engine pages hold its answer")
+        raise DataError(f"the cold start found no question in {train} whose real-engine pages hold its answer "
+                        f"({len(episodes.trajectories)} of {episodes.offered} kept)")
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     spec = TrainSpec(steps=plan.cold_steps, batch_size=plan.cold_batch, lr=plan.cold_lr,
                      warmup=max(1, plan.cold_steps // 10), weight_decay=0.0)
