@@ -27,6 +27,20 @@ from zerosearch_rl.types import QAExample, Trajectory
 Sample = tuple[list[int], list[int]]  # token ids, loss mask (1 = trained)
 
 
+def teacher_turn(ex: QAExample, response: str) -> str:
+    """The teacher's next turn for an episode of ``ex`` whose response so far is ``response``: answer when the
+    last ``<information>`` block holds the gold; else search the question, then each evidence title; else an
+    empty answer (the episode is dropped by ``cold_start_samples``)."""
+    searched = response.count(f"</{INFORMATION}>")
+    last = response.rsplit(f"<{INFORMATION}>", 1)[-1] if searched else ""
+    if searched and cover_em(last, ex.answers):
+        return f"<{ANSWER}> {ex.answers[0]} </{ANSWER}>"
+    queries = [ex.question, *ex.metadata.get("evidence", ())]
+    if searched < len(queries):
+        return f"<{SEARCH}> {queries[searched]} </{SEARCH}>"
+    return f"<{ANSWER}> </{ANSWER}>"
+
+
 class Teacher:
     """A ``TokenGenerator`` that writes the scripted turns of each example's episode.
 
@@ -47,23 +61,12 @@ class Teacher:
                 return ex, length
         raise KeyError("the teacher was handed a context that starts with none of its prompts")
 
-    def turn_text(self, ex: QAExample, response: str) -> str:
-        """The next turn for an episode whose response so far is ``response``."""
-        searched = response.count(f"</{INFORMATION}>")
-        last = response.rsplit(f"<{INFORMATION}>", 1)[-1] if searched else ""
-        if searched and cover_em(last, ex.answers):
-            return f"<{ANSWER}> {ex.answers[0]} </{ANSWER}>"
-        queries = [ex.question, *ex.metadata.get("evidence", ())]
-        if searched < len(queries):
-            return f"<{SEARCH}> {queries[searched]} </{SEARCH}>"
-        return f"<{ANSWER}> </{ANSWER}>"  # pages never held it: the episode is dropped (``cold_start_samples``)
-
     def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: Sequence[int],
                  sampling: Sampling) -> list[Generated]:
         out = []
         for context in prompts:
             ex, length = self._example(context)
-            text = self.turn_text(ex, self.tokenizer.decode(list(context[length:]), skip_special_tokens=True))
+            text = teacher_turn(ex, self.tokenizer.decode(list(context[length:]), skip_special_tokens=True))
             ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
             finish = "stop"
             if text.startswith(f"<{ANSWER}>") and self._eos is not None:
