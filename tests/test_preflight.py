@@ -421,7 +421,7 @@ def test_the_layer_and_logit_widths_are_what_autograd_keeps():
 
 
 MEASURE = """
-import json, resource, sys
+import json, sys
 import psutil
 import torch
 torch.set_num_threads(1)
@@ -433,7 +433,9 @@ cfg = load_config(None, sys.argv[1:])
 base = psutil.Process().memory_info().rss
 trainer = Trainer(cfg)
 metrics = trainer.step(0)
-print(json.dumps({"growth": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base,
+# VmHWM is this process image's own peak; ru_maxrss would also count the parent's resident set at fork time
+peak = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM:")).split()[1]) * 1024
+print(json.dumps({"growth": peak - base,
                   "policy_tokens": metrics["rollout/policy_tokens"]}))
 """
 
