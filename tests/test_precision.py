@@ -81,3 +81,18 @@ def test_a_bf16_training_step_keeps_float32_weights_and_its_ratios_near_one(tmp_
 def test_an_unknown_autocast_lists_the_valid_ones():
     with pytest.raises(ConfigError, match=re.escape("model.autocast: 'fp16' is not valid; valid: none, bf16")):
         load_config(None, ["model.autocast=fp16"])
+
+
+def test_pretraining_under_bf16_follows_the_float32_losses_with_float32_weights():
+    from zerosearch_rl.world.pretrain import TrainSpec, pretrain
+
+    samples = [(list(range(5 + i, 25 + i)), [0] * 4 + [1] * 16) for i in range(8)]
+    losses = {}
+    for precision in ("none", "bf16"):
+        net = tiny_llama(len(byte_tokenizer()), seed=0)
+        losses[precision] = pretrain(net, samples, TrainSpec(steps=4, batch_size=4, lr=1e-3, warmup=1,
+                                                             precision=precision), seed=0, pad_id=0)
+        assert all(p.dtype == torch.float32 for p in net.parameters())
+    assert losses["none"] != losses["bf16"]
+    assert losses["bf16"] == pytest.approx(losses["none"], rel=0.02)
+    assert losses["bf16"][-1] < losses["bf16"][0]

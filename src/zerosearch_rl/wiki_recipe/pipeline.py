@@ -152,7 +152,7 @@ def cold_start(data: RecipeData, train: Path, base: Path, root: Path, plan: Plan
                         f"({len(episodes.trajectories)} of {episodes.offered} kept)")
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     spec = TrainSpec(steps=plan.cold_steps, batch_size=plan.cold_batch, lr=plan.cold_lr,
-                     warmup=max(1, plan.cold_steps // 10), weight_decay=0.0)
+                     warmup=max(1, plan.cold_steps // 10), weight_decay=0.0, precision=cfg.model.autocast)
     losses = pretrain(model, episodes.samples, spec, seed=seed, pad_id=tokenizer.pad_token_id or 0)
     tmp = root / ".cold_start.partial"
     shutil.rmtree(tmp, ignore_errors=True)

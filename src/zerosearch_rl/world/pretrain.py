@@ -15,7 +15,9 @@ from typing import Any
 
 import torch
 
+from zerosearch_rl.config import Autocast
 from zerosearch_rl.lr_schedule import lr_multiplier
+from zerosearch_rl.precision import autocast
 
 Sample = tuple[list[int], list[int]]  # token ids, loss mask (1 = trained)
 
@@ -41,6 +43,7 @@ class TrainSpec:
     warmup: int = 100
     weight_decay: float = 0.01
     threads: int = 2
+    precision: Autocast = "none"  # model.autocast: bf16 matrix products over the float32 weights
 
 
 def new_model(vocab_size: int, spec: ModelSpec, seed: int, tokenizer: Any) -> Any:
@@ -133,7 +136,8 @@ def pretrain(model: Any, samples: Sequence[Sample], spec: TrainSpec, seed: int, 
         it = batches(samples, spec.batch_size, seed)
         for step in range(spec.steps):
             ids, attn, target = collate([samples[i] for i in next(it)], pad_id)
-            loss = lm_loss(model, ids, attn, target)
+            with autocast(spec.precision, ids.device):
+                loss = lm_loss(model, ids, attn, target)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
