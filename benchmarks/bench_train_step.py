@@ -10,7 +10,10 @@ includes TRL's data loading of that step; logging, saving and evaluation are all
 Why it is fair.
 - Same model: one tiny random Llama from ``zerosearch_rl.tiny_models`` (byte-level tokenizer, 260 tokens,
   ``--hidden``/``--layers``/``--heads``, default width 128, 2 layers, 4 heads), saved once to a temp folder with
-  its tokenizer; both trainers load it from there in float32 and keep a frozen copy as the KL reference.
+  its tokenizer, or with ``--model smollm2`` SmolLM2-135M-Instruct (the real-LM recipe's policy, its own
+  tokenizer, prompts in plain text); both trainers load it in float32 and keep a frozen copy as the KL
+  reference. ``--bf16``: bf16 autocast over the float32 weights on both sides (ours ``model.autocast=bf16``,
+  TRL ``bf16=True``), each trainer at its fastest on a CPU with AMX.
 - Attention kernel: each trainer runs the kernel it picks itself. Both load the model with transformers'
   default, "sdpa" (torch's fused ``scaled_dot_product_attention``); ours switches to "eager" while decoding on
   the CPU (``generation.decoding_attention``: faster there with a padding mask) and back to sdpa for the
@@ -53,6 +56,8 @@ Run (needs TRL: ``pip install -e ".[bench]" torch==2.13.0``):
 
     .venv/bin/python benchmarks/bench_train_step.py                     # each trainer with its own kernel
     .venv/bin/python benchmarks/bench_train_step.py --trl-attn eager    # the same (eager) kernel on both sides
+    .venv/bin/python benchmarks/bench_train_step.py --model smollm2 --bf16 --new-tokens 128 --steps 3
+                                                    # the real-LM recipe's model, both at their fastest here
 
 The last line printed is the ratio: ``speed-up vs TRL GRPOTrainer: <TRL median / our median>x``.
 """
@@ -83,6 +88,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--micro", type=int, default=8, help="sequences per forward/backward (gradient accumulation)")
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--beta", type=float, default=0.001, help="KL coefficient (k3 estimator on both sides)")
+    p.add_argument("--model", choices=("tiny", "smollm2"), default="tiny",
+                   help="tiny: a random Llama (--hidden/--layers/--heads); smollm2: SmolLM2-135M-Instruct")
+    p.add_argument("--bf16", action="store_true",
+                   help="bf16 autocast over float32 weights on both sides (ours model.autocast=bf16, TRL bf16=True)")
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--heads", type=int, default=4)
@@ -101,6 +110,11 @@ def letter_share(text: str) -> float:
 
 
 def save_model(folder: Path, args: argparse.Namespace) -> Path:
+    """The model both trainers load: SmolLM2's own folder, or a tiny random Llama saved to ``folder``."""
+    if args.model == "smollm2":
+        from zerosearch_rl.packaged_models import smollm2_instruct
+
+        return smollm2_instruct()
     from zerosearch_rl.tiny_models import byte_tokenizer, tiny_llama
 
     tokenizer = byte_tokenizer()
@@ -128,7 +142,8 @@ def build_ours(args: argparse.Namespace, model_dir: Path, data: Path, out: Path)
         return RewardScores(reward=r, exact_match=0.0, cover_em=0.0, f1=0.0, format_valid=False, answered=False)
 
     cfg = config_from_dict({
-        "model": {"policy": str(model_dir), "prompt_style": "base", "dtype": "float32", "device": "cpu"},
+        "model": {"policy": str(model_dir), "prompt_style": "base", "dtype": "float32", "device": "cpu",
+                  "autocast": "bf16" if args.bf16 else "none"},
         "data": {"train_files": [str(data)], "shuffle": True},
         "rollout": {"n_samples": args.group, "max_turns": 1, "max_new_tokens": args.new_tokens,
                     "max_response_tokens": args.new_tokens, "temperature": 1.0, "top_p": 1.0},
@@ -169,8 +184,8 @@ def build_trl(args: argparse.Namespace, model_dir: Path, prompts: list[str], out
         optim="adamw_torch",
         # GRPO loss: k3 KL to a frozen reference, clip 0.2, token mean over the step, group-std advantages
         beta=args.beta, epsilon=0.2, loss_type="dapo", scale_rewards="group", mask_truncated_completions=False,
-        # CPU, full precision, no checkpointing, no vLLM
-        use_cpu=True, bf16=False, fp16=False, gradient_checkpointing=False, use_vllm=False,
+        # CPU, float32 weights (bf16 autocast with --bf16), no checkpointing, no vLLM
+        use_cpu=True, bf16=args.bf16, fp16=False, gradient_checkpointing=False, use_vllm=False,
         use_transformers_continuous_batching=False,
         model_init_kwargs={"dtype": "float32", "attn_implementation": args.trl_attn},
         # no logging, reporting, saving or evaluation
@@ -267,7 +282,8 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         if model.dtype != torch.float32 or model.config._attn_implementation != attn:
             raise RuntimeError(f"{name}: {model.dtype}, {model.config._attn_implementation} attention")
     ref = trl_trainer.ref_model
-    if trl_trainer.args.bf16 or trl_trainer.args.gradient_checkpointing or ref is None or ref.dtype != torch.float32:
+    if (trl_trainer.args.bf16 != args.bf16 or trl_trainer.args.gradient_checkpointing or ref is None
+            or ref.dtype != torch.float32):
         raise RuntimeError("TRL is not configured as intended (bf16 / gradient checkpointing / reference)")
 
     trl_trainer.train()
@@ -276,8 +292,10 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     prompt_len = statistics.mean(len(trl_trainer.processing_class(text=[p])["input_ids"][0]) for p in prompts)
     print(f"versions: torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}; "
           f"torch threads {torch.get_num_threads()}")
-    print(f"model: tiny Llama, hidden {args.hidden}, {args.layers} layers, {args.heads} heads, "
-          f"vocab {len(ours.tokenizer)} (bytes), {n_params / 1e6:.2f}M parameters, float32; "
+    shape = (f"tiny Llama, hidden {args.hidden}, {args.layers} layers, {args.heads} heads, vocab {len(ours.tokenizer)}"
+             f" (bytes)" if args.model == "tiny" else f"SmolLM2-135M-Instruct, vocab {len(ours.tokenizer)}")
+    print(f"model: {shape}, {n_params / 1e6:.2f}M parameters, float32 weights"
+          f"{', bf16 autocast on both sides' if args.bf16 else ''}; "
           f"attention: ours sdpa (eager while decoding), TRL {args.trl_attn}")
     print(f"step: {args.prompts} prompts (~{prompt_len:.0f} tokens) x {args.group} samples x {args.new_tokens} "
           f"new tokens, micro-batch {args.micro} ({per_step // args.micro} accumulated), lr {args.lr}, "
