@@ -4,6 +4,7 @@ unchanged by the ``simulate_sft`` engine. Tiny word-level models, seconds on a C
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,17 @@ def test_cpu_training_runs_without_mixed_precision_or_checkpointing(tmp_path, mi
     sim = SimConfig(device="cpu", gradient_checkpointing=True)
     args = build_sft_trainer(mini_chain / "sft.jsonl", str(base), tmp_path / "w", sim, show_progress=False).args
     assert (args.bf16, args.fp16, args.activation_checkpointing, args.use_cpu) == (False, False, False, True)
+
+
+def test_cpu_training_takes_bf16_autocast_when_asked_and_keeps_float32_weights(tmp_path, mini_chain):
+    base = save_base(tmp_path / "base")
+    sim = SimConfig(device="cpu", autocast="bf16")
+    trainer = build_sft_trainer(mini_chain / "sft.jsonl", str(base), tmp_path / "w", sim, show_progress=False)
+    assert (trainer.args.bf16, trainer.args.use_cpu) == (True, True)
+    assert trainer.accelerator.mixed_precision == "bf16"
+    result = trainer.train()
+    assert math.isfinite(result.training_loss) and result.global_step > 0
+    assert next(trainer.model.parameters()).dtype == torch.float32
 
 
 def test_whole_chain_trains_saves_and_serves_through_simulate_sft(tmp_path, mini_chain):

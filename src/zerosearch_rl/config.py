@@ -497,6 +497,10 @@ class SimConfig(_Section):
     gradient_checkpointing: bool = _f(False, "Recompute activations in backward on GPU (always off on CPU, where "
                                              "it only costs time).")
     device: Literal["auto", "cpu", "cuda"] = _f("auto", "auto = cuda when available, else cpu.")
+    autocast: Literal["auto", "none", "bf16"] = _f(
+        "auto", "Mixed precision of the SFT (TRL bf16=True: bf16 matrix products over float32 weights): auto = bf16 "
+                "on a GPU that has it, none on a CPU; bf16 on a CPU with AMX is faster (model.autocast, "
+                "benchmarks/bench_autocast.py).")
     output_dir: str = _f("runs/sim/model", "Where the fine-tuned simulator is saved (a plain Hugging Face model "
                                            "folder: simulator.model for backend simulate_sft).")
     score_model: str = _f("", "Simulator scored by `sim score` (with simulator.client); empty = output_dir.")

@@ -8,8 +8,9 @@ example), else as plain text continued by the completion
 (the ``Doc N:`` lines after the prompt's final newline, then end-of-sequence). So any Hugging Face
 tokenizer works, including a word-level ``PreTrainedTokenizerFast`` without a chat template.
 
-Full fine-tuning or LoRA (peft; the adapters are merged before saving). On the CPU, bf16/fp16 and
-gradient checkpointing are forced off: there they only make training several times slower.
+Full fine-tuning or LoRA (peft; the adapters are merged before saving). The weights stay float32;
+``sim.autocast`` runs the matrix products in bf16 (on by default on a GPU that has it; on a CPU only when
+asked: it pays on CPUs with AMX). Gradient checkpointing is forced off on the CPU, where it only costs time.
 The result is a plain model folder: ``simulator.model=DIR`` with ``search.backend=simulate_sft`` loads it
 unchanged, and sglang / vLLM can serve it.
 """
@@ -102,7 +103,7 @@ def build_sft_trainer(sft_path: str | Path, base_model: str, work_dir: str | Pat
     model, tokenizer = load_policy(model_cfg, sim.seed, key="sim.base_model")
     chat = bool(getattr(tokenizer, "chat_template", None))
     cpu = device.type == "cpu"
-    bf16 = not cpu and torch.cuda.is_bf16_supported()
+    bf16 = sim.autocast == "bf16" or (sim.autocast == "auto" and not cpu and torch.cuda.is_bf16_supported())
     args = SFTConfig(
         output_dir=str(work_dir), learning_rate=sim.lr, num_train_epochs=sim.epochs,
         per_device_train_batch_size=sim.train_batch_size, gradient_accumulation_steps=sim.grad_accum,
