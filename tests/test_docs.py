@@ -292,7 +292,7 @@ def test_design_page_has_the_contract_sections_the_issue_names():
 
 PACKAGE = ROOT / "src" / "zerosearch_rl"
 #: Imports that go against the layers today, each named on the page with the reason.
-KNOWN_EXCEPTIONS = {("simulator_sft/label.py", "demo.py")}
+KNOWN_EXCEPTIONS: set[tuple[str, str]] = set()
 
 
 def layer_rows() -> list[tuple[str, list[str]]]:
