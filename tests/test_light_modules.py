@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 LIGHT = ("types", "protocol", "reward", "curriculum", "config", "data", "jsonl", "cli", "search.corpus", "search.base",
-         "lr_schedule", "health")
+         "lr_schedule", "health", "packaged_assets")
 
 
 def test_light_modules_do_not_import_torch():

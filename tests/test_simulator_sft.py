@@ -11,9 +11,9 @@ from fakes.search_records import record
 from zerosearch_rl.cli import main
 from zerosearch_rl.config import ConfigError
 from zerosearch_rl.data import DataError, load_examples
-from zerosearch_rl.demo import asset
 from zerosearch_rl.generation import Generated
 from zerosearch_rl.llm.base import Completion
+from zerosearch_rl.packaged_assets import asset
 from zerosearch_rl.protocol import render_information
 from zerosearch_rl.search.bm25 import BM25Backend
 from zerosearch_rl.search.simulated import build_simulator_prompt, parse_documents

@@ -13,9 +13,9 @@ from fakes.primed import world_tokenizer
 from fakes.search_records import record
 from zerosearch_rl.config import SimConfig, load_config
 from zerosearch_rl.data import load_examples
-from zerosearch_rl.demo import asset
 from zerosearch_rl.llm.base import Sampling, render_chat
 from zerosearch_rl.llm.transformers_chat import TransformersChat
+from zerosearch_rl.packaged_assets import asset
 from zerosearch_rl.search import build_backend
 from zerosearch_rl.search.bm25 import BM25Backend
 from zerosearch_rl.search.simulated import SFT_TEMPLATE

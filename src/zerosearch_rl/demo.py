@@ -12,20 +12,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from statistics import mean
 
 from zerosearch_rl.config import ServeConfig
 from zerosearch_rl.data import load_examples
+from zerosearch_rl.packaged_assets import asset
 from zerosearch_rl.reward import answer_in_documents
 from zerosearch_rl.search.base import SearchBackend
 from zerosearch_rl.types import QAExample, SearchRequest
-
-
-def asset(name: str) -> Path:
-    """A file shipped in ``zerosearch_rl/assets``."""
-    return Path(str(resources.files("zerosearch_rl") / "assets" / name))
 
 
 @dataclass(frozen=True)
