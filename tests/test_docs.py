@@ -355,7 +355,7 @@ def test_every_module_has_a_layer_and_imports_only_layers_above_it():
 
 
 def test_layer_check_sees_a_wrong_import(tmp_path):
-    rows = [("core", ["types.py"]), ("engines", ["search/"]), ("front", ["cli.py"])]
+    rows = [("core", ["records.py"]), ("engines", ["search/"]), ("front", ["cli.py"])]
     assert layer_of("search/bm25.py", rows) == 1 and layer_of("cli.py", rows) == 2 and layer_of("x.py", rows) is None
     bad = tmp_path / "m.py"
     bad.write_text("def f():\n    from zerosearch_rl.search.bm25 import BM25Backend\n    import zerosearch_rl.cli\n")

@@ -15,6 +15,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from zerosearch_rl.protocol import build_prompt
+from zerosearch_rl.records import Document
 from zerosearch_rl.reward import (
     METRICS,
     RewardScores,
@@ -28,7 +29,6 @@ from zerosearch_rl.reward import (
     score,
     score_all,
 )
-from zerosearch_rl.types import Document
 
 EM, COVER, F1 = "exact_match", "cover_em", "f1"
 METRIC_FNS: dict[str, Callable[..., float]] = {EM: exact_match, COVER: cover_em, F1: f1}
@@ -346,8 +346,8 @@ def test_f1_is_zerosearch_f1_and_the_yes_no_rule_is_an_option(prediction: str, g
 def test_the_yes_no_rule_reaches_the_trainer_and_the_verl_hook(rule: bool) -> None:
     from zerosearch_rl.config import TrainerConfig
     from zerosearch_rl.integrations.verl.reward import compute_score
+    from zerosearch_rl.records import Trajectory
     from zerosearch_rl.trainer import configured_reward
-    from zerosearch_rl.types import Trajectory
 
     assert TrainerConfig().f1_yes_no_rule is False  # the original's F1 by default
     expected = 0.0 if rule else 1 / 2  # the first row of YES_NO_CASES

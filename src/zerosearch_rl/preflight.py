@@ -43,9 +43,9 @@ from zerosearch_rl.model_shape import (
 )
 from zerosearch_rl.net import EndpointError
 from zerosearch_rl.protocol import STOP_STRINGS
+from zerosearch_rl.records import SearchRequest
 from zerosearch_rl.search.base import SearchError
 from zerosearch_rl.search.corpus import CorpusError
-from zerosearch_rl.types import SearchRequest
 
 Status = Literal["ok", "warn", "FAIL"]
 #: Advantage estimators whose baseline is the other samples of the same prompt.

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from zerosearch_rl.types import Document
+from zerosearch_rl.records import Document
 
 THINK = "think"
 SEARCH = "search"

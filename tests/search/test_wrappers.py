@@ -4,11 +4,11 @@ import pytest
 
 from zerosearch_rl.config import load_config
 from zerosearch_rl.net import EndpointError
+from zerosearch_rl.records import Document, SearchRequest
 from zerosearch_rl.search import build_backend
 from zerosearch_rl.search.base import SearchError
 from zerosearch_rl.search.fake import FakeBackend
 from zerosearch_rl.search.wrappers import CachedBackend, FailSoftBackend, MixtureBackend
-from zerosearch_rl.types import Document, SearchRequest
 
 
 class Recorder:

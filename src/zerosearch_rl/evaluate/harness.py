@@ -42,6 +42,7 @@ from zerosearch_rl.evaluate.report import (
     write_outputs,
 )
 from zerosearch_rl.generation import TokenGenerator
+from zerosearch_rl.records import Document, QAExample, SearchRequest, Trajectory
 from zerosearch_rl.reward import (
     answer_in_documents,
     check_format,
@@ -52,7 +53,6 @@ from zerosearch_rl.reward import (
     without_information,
 )
 from zerosearch_rl.search.base import CountingBackend, SearchBackend
-from zerosearch_rl.types import Document, QAExample, SearchRequest, Trajectory
 
 # Settings that do not change any item's result: a resumed run may differ in these.
 _FREE_SETTINGS = {("eval", "batch_size"), ("eval", "limit"), ("eval", "methods"), ("eval", "output_dir"),

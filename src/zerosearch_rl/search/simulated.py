@@ -35,8 +35,8 @@ from typing import Literal
 from zerosearch_rl.config import Deduplicate, SimulatorConfig, SimulatorPrompt
 from zerosearch_rl.llm import sampling_of
 from zerosearch_rl.llm.base import ChatLLM, Completion, Sampling
+from zerosearch_rl.records import Document, SearchRequest
 from zerosearch_rl.search.base import CountingBackend, SearchError, failure_document
-from zerosearch_rl.types import Document, SearchRequest
 
 Mode = Literal["sft", "prompt"]
 

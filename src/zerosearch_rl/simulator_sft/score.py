@@ -25,12 +25,12 @@ from statistics import mean
 from zerosearch_rl.console import Bar, progress
 from zerosearch_rl.data import DataError
 from zerosearch_rl.llm.base import ChatLLM, Completion, Sampling
+from zerosearch_rl.records import Document
 from zerosearch_rl.reward import answer_in_documents
 from zerosearch_rl.search.base import SearchError
 from zerosearch_rl.search.simulated import build_simulator_prompt, parse_documents
 from zerosearch_rl.simulator_sft.dataset import request_of
 from zerosearch_rl.simulator_sft.records import SearchRecord, iter_batches
-from zerosearch_rl.types import Document
 
 
 @dataclass(frozen=True)

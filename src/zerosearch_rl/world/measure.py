@@ -22,9 +22,9 @@ from typing import Any
 from zerosearch_rl.config import RolloutConfig
 from zerosearch_rl.generation import ForcedFirstTurn, TokenGenerator
 from zerosearch_rl.llm.base import ChatLLM, Sampling
+from zerosearch_rl.records import QAExample, SearchRequest
 from zerosearch_rl.reward import answer_in_documents, exact_match, extract_answer
 from zerosearch_rl.search.base import SearchBackend
-from zerosearch_rl.types import QAExample, SearchRequest
 
 #: Episode limits for the world's tiny policies (prompt ~110 tokens, three documents ~90 per search).
 WORLD_ROLLOUT = RolloutConfig(n_samples=1, temperature=0.0, max_turns=4, max_new_tokens=32, max_obs_tokens=160,

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from zerosearch_rl.data import load_examples
-from zerosearch_rl.demo import run_demo
+from zerosearch_rl.engines_demo import run_demo
 from zerosearch_rl.packaged_assets import asset
 from zerosearch_rl.search.corpus import read_corpus
 

@@ -18,9 +18,9 @@ from statistics import mean
 from zerosearch_rl.config import ServeConfig
 from zerosearch_rl.data import load_examples
 from zerosearch_rl.packaged_assets import asset
+from zerosearch_rl.records import QAExample, SearchRequest
 from zerosearch_rl.reward import answer_in_documents
 from zerosearch_rl.search.base import SearchBackend
-from zerosearch_rl.types import QAExample, SearchRequest
 
 
 @dataclass(frozen=True)
