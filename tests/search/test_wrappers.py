@@ -139,6 +139,14 @@ def test_registry_rejects_unknown_names_with_the_valid_ones():
         build_backend(load_config(), "bing")
 
 
+def test_registry_builds_exactly_the_backends_the_config_accepts():
+    from zerosearch_rl import search
+    from zerosearch_rl.config import BACKENDS, SIMULATED_ENGINES
+
+    assert list(search._FACTORIES) == list(BACKENDS)  # one list of names: config's Backend type
+    assert set(SIMULATED_ENGINES) < set(BACKENDS)
+
+
 def test_registry_wraps_cache_and_fail_soft():
     cfg = load_config(None, ["search.backend=fake", "search.cache=memory", "search.on_error=document"])
     backend = build_backend(cfg)
