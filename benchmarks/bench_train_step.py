@@ -228,7 +228,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     from transformers import PrinterCallback, TrainerCallback
 
     from zerosearch_rl.protocol import build_prompt
-    from zerosearch_rl.types import QAExample
+    from zerosearch_rl.records import QAExample
 
     per_step = args.prompts * args.group
     model_dir = save_model(tmp / "model", args)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from zerosearch_rl.types import QAExample
+from zerosearch_rl.records import QAExample
 from zerosearch_rl.wiki_recipe.cold_start import teacher_turn
 
 EX = QAExample(id="q", question="Who painted the Mona Lisa?", answers=("Leonardo da Vinci",),

@@ -10,9 +10,9 @@ from fakes.primed import primed_policy_dir
 from zerosearch_rl.cli import main
 from zerosearch_rl.config import TrackingConfig, load_config
 from zerosearch_rl.cost import EngineUse, RunCost, engine_uses, run_cost, significant
+from zerosearch_rl.records import SearchRequest
 from zerosearch_rl.search.fake import FakeBackend
 from zerosearch_rl.search.wrappers import CachedBackend, FailSoftBackend, MixtureBackend
-from zerosearch_rl.types import SearchRequest
 
 
 def requests(*queries: str) -> list[SearchRequest]:

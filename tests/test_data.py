@@ -12,7 +12,7 @@ import pytest
 
 from zerosearch_rl.data import DataError, load_examples, read_examples, write_jsonl, write_zerosearch_parquet
 from zerosearch_rl.protocol import INSTRUCTION, instruction
-from zerosearch_rl.types import QAExample
+from zerosearch_rl.records import QAExample
 
 # (source, question, gold answers), in file order. ``index`` restarts at 0 for each source, exactly as
 # in the preprocessing scripts, which process one source at a time and then concatenate.

@@ -19,10 +19,10 @@ from zerosearch_rl.data import load_examples
 from zerosearch_rl.generation import Generated
 from zerosearch_rl.llm.base import Completion, Sampling
 from zerosearch_rl.protocol import SEARCH_R1_INSTRUCTION
+from zerosearch_rl.records import Document, SegmentKind
 from zerosearch_rl.rollout import Rollout
 from zerosearch_rl.search.simulated import SimulatedBackend
 from zerosearch_rl.tiny_models import byte_tokenizer
-from zerosearch_rl.types import Document, SegmentKind
 
 # A Qwen2.5-like template: a default system prompt unless the messages bring one.
 QWEN_LIKE = (

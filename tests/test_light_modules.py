@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-LIGHT = ("types", "protocol", "reward", "curriculum", "config", "data", "jsonl", "cli", "search.corpus", "search.base",
-         "lr_schedule", "health")
+LIGHT = ("records", "protocol", "reward", "curriculum", "config", "data", "jsonl", "cli", "search.corpus",
+         "search.base", "lr_schedule", "health", "packaged_assets")
 
 
 def test_light_modules_do_not_import_torch():

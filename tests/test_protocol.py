@@ -12,7 +12,7 @@ from zerosearch_rl.protocol import (
     parse_action,
     render_information,
 )
-from zerosearch_rl.types import Document
+from zerosearch_rl.records import Document
 
 
 @pytest.mark.parametrize(

@@ -15,9 +15,11 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from zerosearch_rl.protocol import build_prompt
+from zerosearch_rl.records import Document
 from zerosearch_rl.reward import (
     METRICS,
     RewardScores,
+    answer_in_documents,
     check_format,
     cover_em,
     exact_match,
@@ -257,6 +259,42 @@ def test_response_golden(response: str, golds: str, metric: str, answer: str | N
     assert score(response, golds, metric) == pytest.approx(expected)
 
 
+# "The answer is in these documents": the one rule of the engines demo, `sim label`, `sim score`, the world's
+# measurements and the evaluation traces. Pages are (title, text) pairs.
+DOC_CASES = [
+    # the title alone names the answer: a hit (the world's and the simulator's pages put entities there)
+    ([("Marlow", "a town on the river")], ["Marlow"], True),
+    # the text names it
+    ([("Ada", "Ada was born in Marlow.")], ["Marlow"], True),
+    # normalized: case, articles, white space
+    ([("", "born in   THE  marlow")], ["Marlow"], True),
+    # punctuation is deleted (not spaced) on both sides, ASCII and Unicode, as in cover_em
+    ([("", "born in St. Ives")], ["St Ives"], True),
+    ([("", "the mill at Marlow\u2019s end")], ["Marlows"], True),
+    ([("", "the U.S.A. team")], ["USA"], True),
+    # a substring of a word counts, as in cover_em ("marlow" in "marlowe")
+    ([("", "Christopher Marlowe")], ["Marlow"], True),
+    # no document holds it
+    ([("Ada", "born in Eldham"), ("", "nothing")], ["Marlow"], False),
+    # no documents at all
+    ([], ["Marlow"], False),
+    # several answers: any one is enough, in any document
+    ([("", "nothing"), ("", "in Eldham")], ["Marlow", "Eldham"], True),
+    ([("", "nothing")], ["Marlow", "Eldham"], False),
+    # an empty gold never matches (normalizes to nothing), even against empty documents
+    ([("", "")], [""], False),
+    # title and text are joined by a space: an answer spanning both is found
+    ([("New", "York is big")], ["New York"], True),
+]
+
+
+@pytest.mark.parametrize(("pages", "golds", "expected"), DOC_CASES)
+def test_answer_in_documents_golden(pages: list[tuple[str, str]], golds: list[str], expected: bool) -> None:
+    docs = [Document(str(i), title, text) for i, (title, text) in enumerate(pages)]
+    assert answer_in_documents(docs, golds) is expected
+    assert answer_in_documents(docs, golds[0] if len(golds) == 1 else golds) is expected  # a str gold too
+
+
 def test_answer_element_inside_an_unclosed_answer_is_the_last_complete_one() -> None:
     # The docstring promises "the content of the last complete <answer> element". In
     # "<answer> I guess <answer> Paris </answer>" that element is the inner "<answer> Paris </answer>"
@@ -308,8 +346,8 @@ def test_f1_is_zerosearch_f1_and_the_yes_no_rule_is_an_option(prediction: str, g
 def test_the_yes_no_rule_reaches_the_trainer_and_the_verl_hook(rule: bool) -> None:
     from zerosearch_rl.config import TrainerConfig
     from zerosearch_rl.integrations.verl.reward import compute_score
+    from zerosearch_rl.records import Trajectory
     from zerosearch_rl.trainer import configured_reward
-    from zerosearch_rl.types import Trajectory
 
     assert TrainerConfig().f1_yes_no_rule is False  # the original's F1 by default
     expected = 0.0 if rule else 1 / 2  # the first row of YES_NO_CASES

@@ -16,11 +16,11 @@ from zerosearch_rl.generation import Generated
 from zerosearch_rl.integrations.verl.reward import compute_score
 from zerosearch_rl.llm.base import Completion, Sampling
 from zerosearch_rl.protocol import ZEROSEARCH_INVALID_ACTION_FEEDBACK
+from zerosearch_rl.records import Document, QAExample
 from zerosearch_rl.reward import score_trajectory
 from zerosearch_rl.rollout import Rollout
 from zerosearch_rl.search.simulated import SimulatedBackend
 from zerosearch_rl.tiny_models import byte_tokenizer
-from zerosearch_rl.types import Document, QAExample
 
 TOK = byte_tokenizer()
 FRANCE = QAExample("fr", "What is the capital of France?", ("Paris",), "nq")

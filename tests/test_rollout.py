@@ -13,9 +13,9 @@ from zerosearch_rl.curriculum import is_noisy
 from zerosearch_rl.generation import Generated, HFGenerator
 from zerosearch_rl.llm.base import Sampling
 from zerosearch_rl.protocol import INVALID_ACTION_FEEDBACK
+from zerosearch_rl.records import Document, QAExample, SegmentKind
 from zerosearch_rl.reward import score
 from zerosearch_rl.rollout import PromptTooLong, Rollout
-from zerosearch_rl.types import Document, QAExample, SegmentKind
 
 TOK = byte_tokenizer()
 ADA = QAExample("ada", "Where was Ada born?", ("Marlow",), "nq")

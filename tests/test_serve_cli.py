@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from fakes.openai_server import FakeOpenAIServer
-from zerosearch_rl.demo import asset
+from zerosearch_rl.packaged_assets import asset
 
 pytestmark = pytest.mark.slow
 

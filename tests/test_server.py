@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 from zerosearch_rl.config import ServeConfig
 from zerosearch_rl.curriculum import is_noisy
 from zerosearch_rl.llm.base import Completion
+from zerosearch_rl.records import Document, SearchRequest
 from zerosearch_rl.search.simulated import SimulatedBackend
 from zerosearch_rl.server import create_app, serve_in_thread
-from zerosearch_rl.types import Document, SearchRequest
 
 
 class ScriptedBackend:

@@ -11,10 +11,11 @@ from fakes.search_records import record
 from zerosearch_rl.cli import main
 from zerosearch_rl.config import ConfigError
 from zerosearch_rl.data import DataError, load_examples
-from zerosearch_rl.demo import asset
 from zerosearch_rl.generation import Generated
 from zerosearch_rl.llm.base import Completion
+from zerosearch_rl.packaged_assets import asset
 from zerosearch_rl.protocol import render_information
+from zerosearch_rl.records import Document, QAExample, SearchRequest
 from zerosearch_rl.search.bm25 import BM25Backend
 from zerosearch_rl.search.simulated import build_simulator_prompt, parse_documents
 from zerosearch_rl.simulator_sft import (
@@ -33,7 +34,6 @@ from zerosearch_rl.simulator_sft import (
 from zerosearch_rl.simulator_sft.label import balance
 from zerosearch_rl.simulator_sft.records import write_records
 from zerosearch_rl.tiny_models import byte_tokenizer
-from zerosearch_rl.types import Document, QAExample, SearchRequest
 
 SUBS = {"country-0": ["Where was Ada Kowalski born?", "Which country is Marlow in?"],
         "founded-1": ["Which company does Dario Benn work for?", "When was Northgate Rail founded?"]}

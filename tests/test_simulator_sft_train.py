@@ -14,9 +14,10 @@ from fakes.primed import world_tokenizer
 from fakes.search_records import record
 from zerosearch_rl.config import SimConfig, load_config
 from zerosearch_rl.data import load_examples
-from zerosearch_rl.demo import asset
 from zerosearch_rl.llm.base import Sampling, render_chat
 from zerosearch_rl.llm.transformers_chat import TransformersChat
+from zerosearch_rl.packaged_assets import asset
+from zerosearch_rl.records import SearchRequest
 from zerosearch_rl.search import build_backend
 from zerosearch_rl.search.bm25 import BM25Backend
 from zerosearch_rl.search.simulated import SFT_TEMPLATE
@@ -33,7 +34,6 @@ from zerosearch_rl.simulator_sft import (
 from zerosearch_rl.simulator_sft.records import write_records
 from zerosearch_rl.simulator_sft.train import build_sft_trainer, read_summary
 from zerosearch_rl.tiny_models import tiny_llama
-from zerosearch_rl.types import SearchRequest
 
 CHAT_TEMPLATE = ("{% for m in messages %}<s> {{ m['role'] }} : {{ m['content'] }} </s> {% endfor %}"
                  "{% if add_generation_prompt %}<s> assistant :{% endif %}")

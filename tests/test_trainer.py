@@ -11,12 +11,12 @@ import torch
 from fakes.primed import primed_policy_dir
 from zerosearch_rl import algorithms
 from zerosearch_rl.config import ConfigError, load_config
-from zerosearch_rl.demo import asset
 from zerosearch_rl.health import HealthStop
+from zerosearch_rl.packaged_assets import asset
 from zerosearch_rl.policy import TokenBatch
+from zerosearch_rl.records import SegmentKind, Trajectory
 from zerosearch_rl.reward import score_trajectory
 from zerosearch_rl.trainer import Trainer
-from zerosearch_rl.types import SegmentKind, Trajectory
 
 pytestmark = pytest.mark.slow
 

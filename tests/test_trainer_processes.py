@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from fakes.primed import primed_policy_dir
-from zerosearch_rl.demo import asset
+from zerosearch_rl.packaged_assets import asset
 
 pytestmark = pytest.mark.slow
 

@@ -21,8 +21,8 @@ from zerosearch_rl.integrations.verl.reward import compute_score, gold_answers
 from zerosearch_rl.integrations.verl.step import FixedStep, StepUnknown
 from zerosearch_rl.llm.base import Sampling
 from zerosearch_rl.protocol import observation_text
+from zerosearch_rl.records import Document
 from zerosearch_rl.tiny_models import byte_tokenizer
-from zerosearch_rl.types import Document
 
 TOK = byte_tokenizer()
 CFG = load_config(None, ["search.backend=fake", "rollout.max_turns=3", "rollout.max_response_tokens=2000",

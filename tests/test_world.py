@@ -12,7 +12,7 @@ from zerosearch_rl.protocol import build_prompt, observation_text, parse_action
 from zerosearch_rl.reward import cover_em
 from zerosearch_rl.search.corpus import read_corpus
 from zerosearch_rl.world.build import build_world
-from zerosearch_rl.world.model import generate_world, world_size
+from zerosearch_rl.world.facts import generate_world, world_size
 from zerosearch_rl.world.text import SOURCES, documents, questions
 from zerosearch_rl.world.traces import FORCED_SEARCH_PREFIX, AgentStyle, agent_trace
 from zerosearch_rl.world.vocab import TAG_TOKENS, build_tokenizer, vocabulary_texts

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from zerosearch_rl.protocol import parse_action
+from zerosearch_rl.world.facts import generate_world
 from zerosearch_rl.world.invented import invented_world
-from zerosearch_rl.world.model import generate_world
 from zerosearch_rl.world.text import documents
 from zerosearch_rl.world.traces import FORCED_SEARCH_PREFIX, AgentStyle, invented_texts
 from zerosearch_rl.world.vocab import build_tokenizer, vocabulary_texts

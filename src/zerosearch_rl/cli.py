@@ -80,8 +80,8 @@ def _data_check(args: argparse.Namespace) -> None:
 
 def _search(args: argparse.Namespace) -> None:
     from zerosearch_rl.protocol import render_information
+    from zerosearch_rl.records import SearchRequest
     from zerosearch_rl.search import build_backend
-    from zerosearch_rl.types import SearchRequest
 
     cfg = load_config(args.config, args.overrides)
     backend = build_backend(cfg, args.engine)
@@ -157,7 +157,7 @@ def _plot(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from zerosearch_rl.demo import run_demo
+    from zerosearch_rl.engines_demo import run_demo
 
     run_demo(args.out, simulator=not args.no_simulator, limit=args.limit)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from zerosearch_rl.world.model import SIZES
+from zerosearch_rl.world.facts import SIZES
 
 
 def _build(args: argparse.Namespace) -> None:

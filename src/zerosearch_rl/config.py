@@ -20,8 +20,9 @@ from typing import Any, ClassVar, Literal
 
 import yaml
 
-from zerosearch_rl.curriculum import NoiseSchedule
-from zerosearch_rl.protocol import ObservationFormat, PromptTemplate
+from zerosearch_rl.curriculum import NoiseSchedule, NoiseScheduleKind
+from zerosearch_rl.lr_schedule import LrSchedule
+from zerosearch_rl.protocol import ObservationFormat, PromptStyle, PromptTemplate
 
 
 class ConfigError(ValueError):
@@ -85,7 +86,7 @@ class ModelConfig(_Section):
                 "(torch.autocast: bf16 matrix products, float32 weights, optimizer and softmax; on a CPU with "
                 "AMX, benchmarks/bench_autocast.py measures the speed-up and the log-prob drift).")
     device: Literal["auto", "cpu", "cuda"] = _f("auto", "auto = cuda when available, else cpu.")
-    prompt_style: Literal["auto", "base", "chat"] = _f(
+    prompt_style: PromptStyle = _f(
         "auto", "base = plain-text instruction; chat = through the tokenizer's chat template; "
                 "auto = chat when the tokenizer has a template (the original's rule).")
     prompt_template: PromptTemplate = _f(
@@ -141,8 +142,11 @@ class RolloutConfig(_Section):
 
 NoisyPages = Literal["judged", "swapped"]
 NOISY_PAGES: tuple[str, ...] = typing.get_args(NoisyPages)
-BACKENDS = ("simulate_prompt", "simulate_sft", "bm25", "dense", "remote", "serpapi", "mixture", "fake")
-Backend = Literal["simulate_prompt", "simulate_sft", "bm25", "dense", "remote", "serpapi", "mixture", "fake"]
+#: The engines whose pages an LLM writes; every other backend is a real engine (or a mixture of the two).
+SimulatedEngine = Literal["simulate_prompt", "simulate_sft"]
+SIMULATED_ENGINES: tuple[str, ...] = typing.get_args(SimulatedEngine)
+Backend = Literal[SimulatedEngine, "bm25", "dense", "remote", "serpapi", "mixture", "fake"]
+BACKENDS: tuple[str, ...] = typing.get_args(Backend)
 
 
 @dataclass(frozen=True)
@@ -172,13 +176,13 @@ class SearchConfig(_Section):
                 "simulated ones. Off by default: a cached simulator stops varying its documents.")
     cache_path: str = _f("", "SQLite file for cache=sqlite.")
     mixture_real: Backend = _f("bm25", "The real engine of backend=mixture.")
-    mixture_simulator: Literal["simulate_sft", "simulate_prompt"] = _f(
+    mixture_simulator: SimulatedEngine = _f(
         "simulate_sft", "The simulated engine of backend=mixture.")
     mixture_real_share: float = _f(0.0, "Share of searches that backend=mixture sends to the real engine.",
                                    ge=0.0, le=1.0)
 
     def validate(self) -> None:
-        if self.backend == "mixture" and self.mixture_real in ("mixture", "simulate_prompt", "simulate_sft"):
+        if self.backend == "mixture" and self.mixture_real in ("mixture", *SIMULATED_ENGINES):
             raise ConfigError(f"search.mixture_real must be a real engine, got {self.mixture_real!r}")
         if self.cache == "sqlite" and not self.cache_path:
             raise ConfigError("search.cache=sqlite needs search.cache_path")
@@ -201,6 +205,7 @@ class ServeConfig(_Section):
 
 
 SimulatorPrompt = Literal["zerosearch", "own"]
+SIMULATOR_PROMPTS: tuple[str, ...] = typing.get_args(SimulatorPrompt)
 Deduplicate = Literal["auto", "always", "never"]
 
 
@@ -244,7 +249,7 @@ class SimulatorConfig(_Section):
 @dataclass(frozen=True)
 class CurriculumConfig(_Section):
     section: ClassVar[str] = "curriculum"
-    schedule: Literal["exponential", "linear", "constant", "step"] = _f(
+    schedule: NoiseScheduleKind = _f(
         "exponential", "How the noise probability grows (ZeroSearch: exponential).")
     start: float = _f(0.0, "Noise probability at step 0 (p_s).", ge=0.0, le=1.0)
     end: float = _f(0.5, "Noise probability from `steps` on (p_e); constant holds this value.", ge=0.0, le=1.0)
@@ -305,7 +310,7 @@ class TrainerConfig(_Section):
     warmup_ratio: float = _f(0.0, "Warm-up as a share of total_steps instead: int(ratio * total_steps) steps (veRL's "
                                   "lr_warmup_steps_ratio; ZeroSearch's GRPO and REINFORCE scripts: 0.95, PPO: "
                                   "0.285). Set this or warmup_steps, not both.", ge=0.0, le=1.0)
-    lr_schedule: Literal["constant", "linear", "cosine"] = _f(
+    lr_schedule: LrSchedule = _f(
         "constant", "Learning rate after the warm-up: constant (ZeroSearch), or decaying linearly or along a "
                     "cosine to lr * min_lr_ratio at total_steps.")
     min_lr_ratio: float = _f(0.0, "Floor of a decaying lr_schedule, as a fraction of lr.", ge=0.0, le=1.0)
@@ -513,7 +518,7 @@ class SimConfig(_Section):
         if self.heldout_share >= 1.0:
             raise ConfigError(f"sim.heldout_share must be below 1 (some questions must remain for training), "
                               f"got {self.heldout_share}")
-        if self.engine in ("simulate_prompt", "simulate_sft"):
+        if self.engine in SIMULATED_ENGINES:
             raise ConfigError(f"sim.engine must be a real engine (bm25, dense, remote, serpapi, ...), "
                               f"got {self.engine!r}")
 

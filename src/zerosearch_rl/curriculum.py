@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import math
+import typing
 from dataclasses import dataclass
+from typing import Literal
 
-SCHEDULES = ("exponential", "linear", "constant", "step")
+NoiseScheduleKind = Literal["exponential", "linear", "constant", "step"]
+SCHEDULES: tuple[str, ...] = typing.get_args(NoiseScheduleKind)
 
 
 @dataclass(frozen=True)

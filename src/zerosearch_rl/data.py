@@ -20,7 +20,7 @@ from typing import Any
 
 from zerosearch_rl.jsonl import iter_rows
 from zerosearch_rl.protocol import instruction
-from zerosearch_rl.types import QAExample
+from zerosearch_rl.records import QAExample
 
 FORMATS = (".parquet", ".jsonl", ".json")
 

@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import math
+import typing
+from typing import Literal
 
-LR_SCHEDULES = ("constant", "linear", "cosine")
+LrSchedule = Literal["constant", "linear", "cosine"]
+LR_SCHEDULES: tuple[str, ...] = typing.get_args(LrSchedule)
 
 
 def lr_multiplier(step: int, total_steps: int, warmup_steps: int = 0, schedule: str = "constant",

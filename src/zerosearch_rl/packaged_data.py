@@ -25,7 +25,7 @@ from typing import Any
 
 from zerosearch_rl.data import DataError, write_jsonl
 from zerosearch_rl.packaged_models import _package_dir
-from zerosearch_rl.types import QAExample
+from zerosearch_rl.records import QAExample
 
 FANOUTQA_PACKAGE = "fanoutqa"
 FANOUTQA_DEV = "data/fanout-final-dev.json"

@@ -19,8 +19,8 @@ from zerosearch_rl.algorithms import entropy_from_logits
 from zerosearch_rl.config import ConfigError, ModelConfig
 from zerosearch_rl.llm.hf import cache_kwarg, enable_checkpointing, load_causal_lm, resolve_device
 from zerosearch_rl.model_paths import resolve_model
+from zerosearch_rl.records import Trajectory
 from zerosearch_rl.tiny_models import TINY_RANDOM, byte_tokenizer, tiny_llama
-from zerosearch_rl.types import Trajectory
 
 
 @dataclass(frozen=True)

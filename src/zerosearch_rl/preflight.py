@@ -43,9 +43,9 @@ from zerosearch_rl.model_shape import (
 )
 from zerosearch_rl.net import EndpointError
 from zerosearch_rl.protocol import STOP_STRINGS
+from zerosearch_rl.records import SearchRequest
 from zerosearch_rl.search.base import SearchError
 from zerosearch_rl.search.corpus import CorpusError
-from zerosearch_rl.types import SearchRequest
 
 Status = Literal["ok", "warn", "FAIL"]
 #: Advantage estimators whose baseline is the other samples of the same prompt.
@@ -424,7 +424,7 @@ class _Preflight:
         return self._engine(cfg, s.backend, label)
 
     def _engine(self, cfg: Config, name: str, label: str) -> list[Check]:
-        from zerosearch_rl.search import SIMULATED
+        from zerosearch_rl.config import SIMULATED_ENGINES
 
         if name == "serpapi":
             from zerosearch_rl.search.web import KEY_ENVS
@@ -434,7 +434,7 @@ class _Preflight:
                 return [Check(label, "FAIL", f"serpapi: no API key in the environment variable "
                                              f"{' or '.join(KEY_ENVS)}")]
             return [Check(label, "ok", f"serpapi: key found in {found} (the check does not call SerpAPI)")]
-        if name in SIMULATED:
+        if name in SIMULATED_ENGINES:
             if cfg.simulator.client == "openai":
                 return self._simulator_servers(cfg, name, label)
             return [self._in_process_simulator(cfg, label)]

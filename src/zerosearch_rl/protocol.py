@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from zerosearch_rl.types import Document
+from zerosearch_rl.records import Document
 
 THINK = "think"
 SEARCH = "search"
@@ -25,7 +25,7 @@ TAGS = (THINK, SEARCH, ANSWER, INFORMATION)
 STOP_STRINGS = (f"</{SEARCH}>", f"</{ANSWER}>")
 
 PromptStyle = Literal["auto", "base", "chat"]
-PROMPT_STYLES: tuple[str, ...] = ("auto", "base", "chat")
+PROMPT_STYLES: tuple[str, ...] = typing.get_args(PromptStyle)
 
 #: Whose instruction the policy gets: ours (``INSTRUCTION``), Search-R1's (``SEARCH_R1_INSTRUCTION``, the text
 #: of the Search-R1/ZeroSearch parquet data and of the released policies), or each data row's own ``prompt``.

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from zerosearch_rl.protocol import ANSWER, INFORMATION, OWN_TAG, TAGS
-from zerosearch_rl.types import Document, Trajectory
+from zerosearch_rl.records import Document, Trajectory
 
 Golds = str | Sequence[str]
 

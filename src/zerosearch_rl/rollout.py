@@ -38,8 +38,8 @@ from zerosearch_rl.protocol import (
     parse_action,
     uses_chat_template,
 )
+from zerosearch_rl.records import Document, QAExample, SearchRequest, SegmentKind, Trajectory
 from zerosearch_rl.search.base import FAILED_DOCUMENT_ID, SearchBackend
-from zerosearch_rl.types import Document, QAExample, SearchRequest, SegmentKind, Trajectory
 
 AsyncGenerate = Callable[[list[int], int, Sampling], Awaitable[Generated]]
 AsyncSearch = Callable[[list[SearchRequest]], Awaitable[list[list[Document]]]]

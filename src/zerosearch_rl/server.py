@@ -71,9 +71,9 @@ from starlette.concurrency import run_in_threadpool
 
 from zerosearch_rl.config import ServeConfig
 from zerosearch_rl.curriculum import is_noisy
+from zerosearch_rl.records import Document, SearchRequest
 from zerosearch_rl.search.base import SearchBackend, failure_document
 from zerosearch_rl.simulator_sft.records import page_entry
-from zerosearch_rl.types import Document, SearchRequest
 
 log = logging.getLogger(__name__)
 

@@ -44,6 +44,7 @@ from zerosearch_rl.policy import TokenBatch, frozen_copy, load_policy, slice_row
 from zerosearch_rl.precision import autocast
 from zerosearch_rl.preflight import require_batches
 from zerosearch_rl.protocol import STOP_STRINGS
+from zerosearch_rl.records import Trajectory
 from zerosearch_rl.reward import RewardScores, score_trajectory
 from zerosearch_rl.rollout import Rollout
 from zerosearch_rl.run_folder import (
@@ -56,7 +57,6 @@ from zerosearch_rl.run_folder import (
 )
 from zerosearch_rl.search import build_backend
 from zerosearch_rl.tracking import MetricsLogger
-from zerosearch_rl.types import Trajectory
 
 
 def _mean(values: list[float]) -> float:

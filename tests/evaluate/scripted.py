@@ -6,8 +6,8 @@ from collections.abc import Callable, Sequence
 
 from zerosearch_rl.generation import Generated
 from zerosearch_rl.llm.base import Sampling
+from zerosearch_rl.records import QAExample
 from zerosearch_rl.tiny_models import byte_tokenizer
-from zerosearch_rl.types import QAExample
 
 
 class ScriptedGenerator:

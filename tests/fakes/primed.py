@@ -19,7 +19,7 @@ from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, 
 from transformers import PreTrainedTokenizerFast
 
 from zerosearch_rl.data import load_examples
-from zerosearch_rl.demo import asset
+from zerosearch_rl.packaged_assets import asset
 from zerosearch_rl.protocol import INVALID_ACTION_FEEDBACK, TAGS, build_prompt
 from zerosearch_rl.search.corpus import read_corpus
 from zerosearch_rl.tiny_models import SPECIAL_TOKENS, tiny_llama

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from zerosearch_rl.records import Document
 from zerosearch_rl.simulator_sft import SearchRecord
-from zerosearch_rl.types import Document
 
 
 def record(rid: str, docs: list[str], label: str | None = None, score: float | None = None,

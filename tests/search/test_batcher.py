@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
+from zerosearch_rl.records import Document, SearchRequest
 from zerosearch_rl.search.batcher import SearchBatcher
-from zerosearch_rl.types import Document, SearchRequest
 
 
 class Backend:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import bm25s
 import pytest
 
+from zerosearch_rl.records import SearchRequest
 from zerosearch_rl.search.base import SearchBackend, SearchError
 from zerosearch_rl.search.bm25 import BM25Backend
-from zerosearch_rl.types import SearchRequest
 
 from .test_corpus import PEOPLE, write_corpus
 

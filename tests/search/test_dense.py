@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 
+from zerosearch_rl.records import SearchRequest
 from zerosearch_rl.search.base import SearchBackend
 from zerosearch_rl.search.dense import DenseBackend, default_model_path
-from zerosearch_rl.types import SearchRequest
 
 from .test_corpus import PEOPLE, write_corpus
 

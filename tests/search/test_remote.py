@@ -11,10 +11,10 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from zerosearch_rl.config import SearchConfig, ServeConfig
+from zerosearch_rl.records import Document, SearchRequest
 from zerosearch_rl.search.base import FAILED_DOCUMENT_ID, SearchBackend, SearchError
 from zerosearch_rl.search.remote import RemoteBackend, parse_reply, retrieve_url
 from zerosearch_rl.server import create_app, serve_in_thread
-from zerosearch_rl.types import Document, SearchRequest
 
 
 class EchoBackend:

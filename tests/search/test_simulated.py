@@ -7,6 +7,7 @@ import pytest
 # Facts: the original's f-strings and post-processing, copied from Alibaba-NLP/ZeroSearch llm_agent/generation.py
 from fakes.zerosearch_original import original_few_shot_prompt, original_page, original_sft_prompt
 from zerosearch_rl.llm.base import Completion, Sampling
+from zerosearch_rl.records import SearchRequest
 from zerosearch_rl.search.base import SearchError
 from zerosearch_rl.search.simulated import (
     NO_ANSWER,
@@ -15,7 +16,6 @@ from zerosearch_rl.search.simulated import (
     original_page_text,
     parse_documents,
 )
-from zerosearch_rl.types import SearchRequest
 
 FIVE = "\n".join(f"Doc {i}: text number {i}." for i in range(1, 6))
 

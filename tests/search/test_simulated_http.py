@@ -10,10 +10,10 @@ from zerosearch_rl.config import load_config
 from zerosearch_rl.llm.base import Sampling
 from zerosearch_rl.llm.openai_http import OpenAIChatClient
 from zerosearch_rl.net import RetryPolicy
+from zerosearch_rl.records import SearchRequest
 from zerosearch_rl.search import build_backend
 from zerosearch_rl.search.base import SearchError
 from zerosearch_rl.search.simulated import SimulatedBackend, build_simulator_prompt
-from zerosearch_rl.types import SearchRequest
 
 REQS = [
     SearchRequest("ada birthplace", "Where was Ada born?", ("Marlow",), noisy=False, sample_id="ada#0"),

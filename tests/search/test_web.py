@@ -9,9 +9,9 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from zerosearch_rl.net import RetryPolicy
+from zerosearch_rl.records import SearchRequest
 from zerosearch_rl.search.base import SearchError
 from zerosearch_rl.search.web import KEY_ENVS, SerpAPIBackend, parse_serpapi
-from zerosearch_rl.types import SearchRequest
 
 SECRET = "sk-secret-123"
 

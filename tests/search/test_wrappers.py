@@ -4,11 +4,11 @@ import pytest
 
 from zerosearch_rl.config import load_config
 from zerosearch_rl.net import EndpointError
+from zerosearch_rl.records import Document, SearchRequest
 from zerosearch_rl.search import build_backend
 from zerosearch_rl.search.base import SearchError
 from zerosearch_rl.search.fake import FakeBackend
 from zerosearch_rl.search.wrappers import CachedBackend, FailSoftBackend, MixtureBackend
-from zerosearch_rl.types import Document, SearchRequest
 
 
 class Recorder:
@@ -137,6 +137,14 @@ def test_registry_rejects_unknown_names_with_the_valid_ones():
 
     with pytest.raises(ConfigError, match="unknown search backend 'bing'; valid: simulate_prompt, simulate_sft, bm25"):
         build_backend(load_config(), "bing")
+
+
+def test_registry_builds_exactly_the_backends_the_config_accepts():
+    from zerosearch_rl import search
+    from zerosearch_rl.config import BACKENDS, SIMULATED_ENGINES
+
+    assert list(search._FACTORIES) == list(BACKENDS)  # one list of names: config's Backend type
+    assert set(SIMULATED_ENGINES) < set(BACKENDS)
 
 
 def test_registry_wraps_cache_and_fail_soft():

@@ -18,8 +18,8 @@ from zerosearch_rl.evaluate.methods import EvalContext, get_method
 from zerosearch_rl.generation import Generated, TokenGenerator
 from zerosearch_rl.llm.base import Sampling
 from zerosearch_rl.protocol import render_information
+from zerosearch_rl.records import Document, QAExample, SearchRequest
 from zerosearch_rl.search.base import SearchBackend
-from zerosearch_rl.types import Document, QAExample, SearchRequest
 
 #: The style of each element in the live trace.
 TAG_STYLES = {"think": "italic cyan", "search": "bold magenta", "information": "green", "answer": "bold yellow"}

@@ -12,7 +12,8 @@ with ``trainer.f1_yes_no_rule``), ``format_valid`` (``check_format``),
 ``answered``, ``searches``, ``answer_words`` and ``generated_tokens`` (tokens the model sampled).
 ``response_cover_em`` is cover-EM of the model's whole text (documents removed), whether or not it used
 the answer tags: small models often answer in prose, and this shows whether they knew the answer.
-``answer_in_documents`` is whether any document the engine returned contains a gold answer (cover-EM):
+``answer_in_documents`` is whether any document the engine returned contains a gold answer
+(``reward.answer_in_documents``: cover-EM of its title and text):
 the engine's share of the work, whatever the model made of it.
 """
 
@@ -41,9 +42,17 @@ from zerosearch_rl.evaluate.report import (
     write_outputs,
 )
 from zerosearch_rl.generation import TokenGenerator
-from zerosearch_rl.reward import check_format, cover_em, exact_match, extract_answer, f1, without_information
+from zerosearch_rl.records import Document, QAExample, SearchRequest, Trajectory
+from zerosearch_rl.reward import (
+    answer_in_documents,
+    check_format,
+    cover_em,
+    exact_match,
+    extract_answer,
+    f1,
+    without_information,
+)
 from zerosearch_rl.search.base import CountingBackend, SearchBackend
-from zerosearch_rl.types import Document, QAExample, SearchRequest, Trajectory
 
 # Settings that do not change any item's result: a resumed run may differ in these.
 _FREE_SETTINGS = {("eval", "batch_size"), ("eval", "limit"), ("eval", "methods"), ("eval", "output_dir"),
@@ -86,8 +95,8 @@ def item_trace(method: str, ex: QAExample, traj: Trajectory, searches: list[dict
     scores = {
         "exact_match": exact_match(scored, ex.answers), "cover_em": cover_em(scored, ex.answers),
         "f1": f1(scored, ex.answers), "response_cover_em": cover_em(without_information(own), ex.answers),
-        "answer_in_documents": float(any(cover_em(f"{d['title']} {d['text']}", ex.answers)
-                                         for page in searches for d in page["documents"])),
+        "answer_in_documents": float(answer_in_documents(
+            [Document(**d) for page in searches for d in page["documents"]], ex.answers)),
         "format_valid": float(check_format(own).valid),
         "answered": float(answer is not None), "searches": traj.metrics.get("searches", 0.0),
         "answer_words": float(len(scored.split())), "generated_tokens": traj.metrics.get("policy_tokens", 0.0),

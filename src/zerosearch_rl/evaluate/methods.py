@@ -25,9 +25,9 @@ from zerosearch_rl.config import EVAL_METHODS, Config, ConfigError, RolloutConfi
 from zerosearch_rl.generation import ForcedFirstTurn, TokenGenerator
 from zerosearch_rl.llm.base import Sampling
 from zerosearch_rl.protocol import render_information, render_user_message, uses_chat_template
+from zerosearch_rl.records import Document, QAExample, SearchRequest, SegmentKind, Trajectory
 from zerosearch_rl.rollout import PromptTooLong, Rollout
 from zerosearch_rl.search.base import SearchBackend
-from zerosearch_rl.types import Document, QAExample, SearchRequest, SegmentKind, Trajectory
 
 _ANSWER_FORMAT = ("write only the final answer, a short phrase with no explanation, between <answer> and "
                   "</answer>, for example <answer> Lisbon </answer>.")

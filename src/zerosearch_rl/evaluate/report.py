@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from zerosearch_rl.data import DataError
-from zerosearch_rl.types import QAExample
+from zerosearch_rl.records import QAExample
 
 TRACES_FILE = "traces.jsonl"
 EVAL_CONFIG_FILE = "eval_settings.json"

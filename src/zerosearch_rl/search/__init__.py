@@ -5,13 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
-from zerosearch_rl.config import BACKENDS, Config, ConfigError
+from zerosearch_rl.config import BACKENDS, SIMULATED_ENGINES, Config, ConfigError
 from zerosearch_rl.search.base import SearchBackend, SearchError, failure_document
 
 __all__ = ["BACKENDS", "SearchBackend", "SearchError", "build_backend", "failure_document"]
-
-SIMULATED = ("simulate_prompt", "simulate_sft")
-
 
 def _simulated(cfg: Config, name: str) -> SearchBackend:
     from zerosearch_rl.llm import build_chat_llm, sampling_of
@@ -81,7 +78,7 @@ def _engine(cfg: Config, name: str) -> SearchBackend:
     if name not in _FACTORIES:
         raise ConfigError(f"unknown search backend {name!r}; valid: {', '.join(_FACTORIES)}")
     backend = _FACTORIES[name](cfg, name)
-    if cfg.search.on_error == "document" and name not in SIMULATED:
+    if cfg.search.on_error == "document" and name not in SIMULATED_ENGINES:
         from zerosearch_rl.search.wrappers import FailSoftBackend
 
         backend = FailSoftBackend(backend)  # simulators apply on_error per request themselves

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from zerosearch_rl.types import Document, SearchRequest
+from zerosearch_rl.records import Document, SearchRequest
 
 
 class SearchError(RuntimeError):

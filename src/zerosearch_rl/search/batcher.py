@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from zerosearch_rl.records import Document, SearchRequest
 from zerosearch_rl.search.base import SearchBackend
-from zerosearch_rl.types import Document, SearchRequest
 
 
 class SearchBatcher:

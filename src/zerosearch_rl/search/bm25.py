@@ -24,9 +24,9 @@ from pathlib import Path
 
 import bm25s
 
+from zerosearch_rl.records import Document, SearchRequest
 from zerosearch_rl.search.base import CountingBackend, SearchError
 from zerosearch_rl.search.corpus import Corpus, cache_location, read_corpus
-from zerosearch_rl.types import Document, SearchRequest
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from zerosearch_rl.jsonl import iter_rows
-from zerosearch_rl.types import Document
+from zerosearch_rl.records import Document
 
 _CHUNK = 1 << 20
 

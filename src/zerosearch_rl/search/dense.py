@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from zerosearch_rl.records import Document, SearchRequest
 from zerosearch_rl.search.base import CountingBackend
 from zerosearch_rl.search.corpus import cache_location, read_corpus
-from zerosearch_rl.types import Document, SearchRequest
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from zerosearch_rl.records import Document, SearchRequest
 from zerosearch_rl.search.base import CountingBackend
-from zerosearch_rl.types import Document, SearchRequest
 
 
 class FakeBackend(CountingBackend):

@@ -28,8 +28,8 @@ import httpx
 
 from zerosearch_rl.config import SearchConfig
 from zerosearch_rl.net import EndpointError, RetryPolicy, call_with_failover, raise_for_status, run_sync
+from zerosearch_rl.records import Document, SearchRequest
 from zerosearch_rl.search.base import CountingBackend, SearchError
-from zerosearch_rl.types import Document, SearchRequest
 
 
 class MalformedReply(ValueError):

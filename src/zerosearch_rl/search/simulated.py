@@ -28,15 +28,16 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+import typing
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Literal
 
-from zerosearch_rl.config import Deduplicate, SimulatorConfig, SimulatorPrompt
+from zerosearch_rl.config import SIMULATOR_PROMPTS, Deduplicate, SimulatorConfig, SimulatorPrompt
 from zerosearch_rl.llm import sampling_of
 from zerosearch_rl.llm.base import ChatLLM, Completion, Sampling
+from zerosearch_rl.records import Document, SearchRequest
 from zerosearch_rl.search.base import CountingBackend, SearchError, failure_document
-from zerosearch_rl.types import Document, SearchRequest
 
 Mode = Literal["sft", "prompt"]
 
@@ -186,10 +187,10 @@ def first_answer(answers: Sequence[str]) -> str:
 
 
 def _check_prompt(mode: Mode, prompt: SimulatorPrompt) -> None:
-    if mode not in ("sft", "prompt"):
-        raise ValueError(f"unknown simulator mode {mode!r}; valid: sft, prompt")
-    if prompt not in ("zerosearch", "own"):
-        raise ValueError(f"unknown simulator prompt {prompt!r}; valid: zerosearch, own")
+    if mode not in typing.get_args(Mode):
+        raise ValueError(f"unknown simulator mode {mode!r}; valid: {', '.join(typing.get_args(Mode))}")
+    if prompt not in SIMULATOR_PROMPTS:
+        raise ValueError(f"unknown simulator prompt {prompt!r}; valid: {', '.join(SIMULATOR_PROMPTS)}")
 
 
 def build_simulator_prompt(request: SearchRequest, mode: Mode, prompt: SimulatorPrompt = "zerosearch") -> str:

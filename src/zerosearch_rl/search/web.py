@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 
 from zerosearch_rl.net import EndpointError, RetryPolicy, call_with_failover, raise_for_status, run_sync
+from zerosearch_rl.records import Document, SearchRequest
 from zerosearch_rl.search.base import CountingBackend, SearchError
-from zerosearch_rl.types import Document, SearchRequest
 
 SERPAPI_URL = "https://serpapi.com/search.json"
 #: Environment variables holding the key, the first one set wins.

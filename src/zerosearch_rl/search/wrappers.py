@@ -10,6 +10,7 @@ from pathlib import Path
 
 from zerosearch_rl.curriculum import unit_draw
 from zerosearch_rl.net import EndpointError
+from zerosearch_rl.records import Document, SearchRequest
 from zerosearch_rl.search.base import (
     FAILED_DOCUMENT_ID,
     CountingBackend,
@@ -17,7 +18,6 @@ from zerosearch_rl.search.base import (
     SearchError,
     failure_document,
 )
-from zerosearch_rl.types import Document, SearchRequest
 
 
 def cache_key(backend: SearchBackend, request: SearchRequest) -> str:

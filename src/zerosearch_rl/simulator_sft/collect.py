@@ -30,10 +30,10 @@ from typing import Any, Protocol
 from zerosearch_rl.console import progress
 from zerosearch_rl.data import DataError
 from zerosearch_rl.llm.base import Sampling
+from zerosearch_rl.records import Document, QAExample, SearchRequest
 from zerosearch_rl.reward import extract_answer, f1
 from zerosearch_rl.search.base import FAILED_DOCUMENT_ID, SearchBackend
 from zerosearch_rl.simulator_sft.records import RecordWriter, SearchRecord, iter_batches
-from zerosearch_rl.types import Document, QAExample, SearchRequest
 
 #: ``QAExample.metadata`` key holding a question's sub-questions (a list of strings), searched by the
 #: scripted collector after the question itself.

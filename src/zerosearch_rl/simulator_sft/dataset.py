@@ -26,10 +26,10 @@ from typing import Any
 
 from zerosearch_rl.config import NOISY_PAGES, ConfigError
 from zerosearch_rl.data import DataError
+from zerosearch_rl.records import SearchRequest
 from zerosearch_rl.reward import normalize_answer
 from zerosearch_rl.search.simulated import build_simulator_prompt
 from zerosearch_rl.simulator_sft.records import SearchRecord, page_text, read_records, write_records
-from zerosearch_rl.types import SearchRequest
 
 
 def request_of(record: SearchRecord, noisy: bool) -> SearchRequest:

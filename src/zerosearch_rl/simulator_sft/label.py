@@ -2,8 +2,8 @@
 
 Three judges, chosen by ``sim.judge``:
 
-* ``answer_in_docs``: useful when a normalized gold answer occurs in a document (``cover_em``'s
-  normalized-substring test, the same one ``sim score`` measures containment with).
+* ``answer_in_docs``: useful when a normalized gold answer occurs in a document's title or text
+  (``reward.answer_in_documents``, the same test ``sim score`` measures containment with).
 * ``outcome``: useful when the trajectory that made the search answered correctly (its F1 reaches
   ``outcome_min_score``); needs records of a policy collector, which carry that score.
 * ``llm``: an OpenAI-compatible judge model is asked, in our own prompt, whether the documents are
@@ -26,9 +26,9 @@ from typing import Any, Protocol
 
 from zerosearch_rl.console import progress
 from zerosearch_rl.data import DataError
-from zerosearch_rl.demo import contains_answer
 from zerosearch_rl.llm.base import ChatLLM, Sampling
 from zerosearch_rl.net import EndpointError
+from zerosearch_rl.reward import answer_in_documents
 from zerosearch_rl.simulator_sft.records import (
     SearchRecord,
     iter_batches,
@@ -70,7 +70,7 @@ class AnswerInDocsJudge:
     name = "answer_in_docs"
 
     def judge(self, records: Sequence[SearchRecord]) -> list[bool | None]:
-        return [contains_answer(list(r.documents), r.answers) for r in records]
+        return [answer_in_documents(r.documents, r.answers) for r in records]
 
 
 class OutcomeJudge:

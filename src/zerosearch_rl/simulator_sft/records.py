@@ -27,7 +27,7 @@ from typing import Any
 
 from zerosearch_rl.data import DataError
 from zerosearch_rl.jsonl import iter_rows
-from zerosearch_rl.types import Document
+from zerosearch_rl.records import Document
 
 LABELS = ("useful", "noisy")
 

@@ -3,7 +3,7 @@
 For every held-out page the simulator is asked, with the ``simulate_sft`` prompt, for useful and for
 noisy documents for the page's own query, question and gold answer. Per kind:
 
-* document containment: share of documents holding a gold answer (normalized substring, as ``cover_em``);
+* document containment: share of documents holding a gold answer (``reward.answer_in_documents``);
 * page containment: share of result pages with at least one such document;
 * answer documents per page, documents per page, format validity (``parse_documents`` found clean
   ``Doc N:`` lines), completion tokens and latency per query.
@@ -25,12 +25,12 @@ from statistics import mean
 from zerosearch_rl.console import Bar, progress
 from zerosearch_rl.data import DataError
 from zerosearch_rl.llm.base import ChatLLM, Completion, Sampling
-from zerosearch_rl.reward import cover_em
+from zerosearch_rl.records import Document
+from zerosearch_rl.reward import answer_in_documents
 from zerosearch_rl.search.base import SearchError
 from zerosearch_rl.search.simulated import build_simulator_prompt, parse_documents
 from zerosearch_rl.simulator_sft.dataset import request_of
 from zerosearch_rl.simulator_sft.records import SearchRecord, iter_batches
-from zerosearch_rl.types import Document
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,8 @@ class EngineFigures:
 
 
 def _hits(docs: Sequence[Document], answers: tuple[str, ...]) -> list[bool]:
-    return [bool(cover_em(f"{d.title} {d.text}", answers)) for d in docs]
+    """Per document (containment is counted per document as well as per page)."""
+    return [answer_in_documents([d], answers) for d in docs]
 
 
 def figures(engine: str, pages: Sequence[Sequence[Document]], answers: Sequence[tuple[str, ...]],

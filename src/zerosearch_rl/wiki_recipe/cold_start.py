@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from zerosearch_rl.generation import Generated
 from zerosearch_rl.llm.base import Sampling
 from zerosearch_rl.protocol import ANSWER, INFORMATION, SEARCH
+from zerosearch_rl.records import QAExample, Trajectory
 from zerosearch_rl.reward import cover_em, extract_answer
 from zerosearch_rl.rollout import Rollout
-from zerosearch_rl.types import QAExample, Trajectory
 
 Sample = tuple[list[int], list[int]]  # token ids, loss mask (1 = trained)
 

@@ -37,9 +37,9 @@ from zerosearch_rl.packaged_data import (
     walk_questions,
     wiki_vital_titles,
 )
+from zerosearch_rl.records import QAExample, SearchRequest
 from zerosearch_rl.reward import answer_in_documents, normalize_answer
 from zerosearch_rl.simulator_sft.collect import SEARCH_QUERIES
-from zerosearch_rl.types import QAExample, SearchRequest
 
 CORPUS, TRAIN, TEST, REPORT = "corpus.jsonl", "train.jsonl", "test.jsonl", "data_report.json"
 #: ``QAExample.metadata`` key: does BM25 top-k of the question itself hold the answer?

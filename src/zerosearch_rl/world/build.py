@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zerosearch_rl.data import write_jsonl, write_zerosearch_parquet
-from zerosearch_rl.types import Document
-from zerosearch_rl.world.model import World, generate_world
+from zerosearch_rl.records import Document
+from zerosearch_rl.world.facts import World, generate_world
 from zerosearch_rl.world.text import documents, questions
 
 CORPUS = "corpus.jsonl"

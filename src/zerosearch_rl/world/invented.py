@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
-from zerosearch_rl.world.model import Facts, World
+from zerosearch_rl.world.facts import Facts, World
 
 
 def _recombined(rng: random.Random, names: tuple[str, ...], n: int) -> tuple[str, ...]:

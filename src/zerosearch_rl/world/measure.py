@@ -6,7 +6,10 @@
   by source, optionally *forced to search first* (its first turn starts with ``FORCED_SEARCH_PREFIX``).
 - ``simulator_containment``: how often the simulator's useful pages (the ``simulate_sft`` prompt)
   contain the answer of the hop (the bridge for a two-hop question's first hop, the gold answer for
-  the last hop).
+  the last hop), in a document's title or text (``reward.answer_in_documents``, the one rule; it read
+  the text alone before, which changes nothing on the world's own documents, whose text always names
+  their title, and counts a simulated document titled with the answer as naming it, as every other
+  containment figure does).
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ from typing import Any
 from zerosearch_rl.config import RolloutConfig
 from zerosearch_rl.generation import ForcedFirstTurn, TokenGenerator
 from zerosearch_rl.llm.base import ChatLLM, Sampling
-from zerosearch_rl.reward import cover_em, exact_match, extract_answer
+from zerosearch_rl.records import QAExample, SearchRequest
+from zerosearch_rl.reward import answer_in_documents, exact_match, extract_answer
 from zerosearch_rl.search.base import SearchBackend
-from zerosearch_rl.types import Document, QAExample, SearchRequest
 
 #: Episode limits for the world's tiny policies (prompt ~110 tokens, three documents ~90 per search).
 WORLD_ROLLOUT = RolloutConfig(n_samples=1, temperature=0.0, max_turns=4, max_new_tokens=32, max_obs_tokens=160,
@@ -89,10 +92,6 @@ def policy_em(model: Any, tokenizer: Any, engine: SearchBackend, examples: Seque
                        {k: sum(v) / len(v) for k, v in searches.items()}, traces)
 
 
-def _contains(docs: Sequence[Document], answer: str) -> bool:
-    return any(cover_em(d.text, (answer,)) for d in docs)
-
-
 def simulator_containment(llm: ChatLLM, examples: Sequence[QAExample], prompt: str = "sft", topk: int = 3,
                           max_new_tokens: int = 120) -> dict[str, float]:
     """Per hop kind: share of useful pages written by ``llm`` that contain the hop's answer (%), greedy.
@@ -119,5 +118,5 @@ def simulator_containment(llm: ChatLLM, examples: Sequence[QAExample], prompt: s
         raise ValueError(f"unknown prompt {prompt!r}; valid: sft, raw")
     hits: dict[str, list[bool]] = defaultdict(list)
     for (kind, target), page in zip(hops, pages, strict=True):
-        hits[kind].append(_contains(page, target))
+        hits[kind].append(answer_in_documents(page, target))
     return {k: 100 * _rate(v) for k, v in hits.items()}

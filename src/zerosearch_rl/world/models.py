@@ -19,7 +19,7 @@ from typing import Any
 from zerosearch_rl.console import progress
 from zerosearch_rl.data import read_examples
 from zerosearch_rl.world.build import build_world
-from zerosearch_rl.world.model import generate_world
+from zerosearch_rl.world.facts import generate_world
 from zerosearch_rl.world.pretrain import ModelSpec, Sample, TrainSpec, new_model, pretrain
 from zerosearch_rl.world.traces import AgentStyle, encode_runs, invented_texts, policy_texts, simulator_texts
 from zerosearch_rl.world.vocab import SHORT_PROMPT_TEMPLATE, build_tokenizer, vocabulary_texts

@@ -33,6 +33,7 @@ from typing import Any
 
 from zerosearch_rl.config import Config, load_config
 from zerosearch_rl.console import stage
+from zerosearch_rl.packaged_assets import asset
 from zerosearch_rl.world.build import WorldFiles
 from zerosearch_rl.world.traces import FORCED_SEARCH_PREFIX
 
@@ -40,7 +41,7 @@ from zerosearch_rl.world.traces import FORCED_SEARCH_PREFIX
 PRESETS = Path(__file__).resolve().parents[1] / "presets" / "world"
 RL_PRESET = PRESETS / "grpo_bm25.yaml"
 SIM_PRESET = PRESETS / "sim_sft.yaml"
-SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "world"
+SHIPPED = asset("world")
 
 #: RL runs: name -> engine overrides ("{tuned}"/"{untuned}" become the simulators' folders).
 RL_RUNS: dict[str, tuple[str, ...]] = {

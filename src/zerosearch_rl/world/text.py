@@ -12,8 +12,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from zerosearch_rl.types import Document, QAExample
-from zerosearch_rl.world.model import Facts, World
+from zerosearch_rl.records import Document, QAExample
+from zerosearch_rl.world.facts import Facts, World
 
 SINGLE_HOP = "single_hop"
 TWO_HOP = "two_hop"

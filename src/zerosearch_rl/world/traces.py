@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from zerosearch_rl.protocol import build_prompt, observation_text
+from zerosearch_rl.records import Document, QAExample, SearchRequest
 from zerosearch_rl.search.base import SearchBackend
-from zerosearch_rl.types import Document, QAExample, SearchRequest
 from zerosearch_rl.world.build import write_corpus
+from zerosearch_rl.world.facts import World
 from zerosearch_rl.world.invented import invented_world
-from zerosearch_rl.world.model import World
 from zerosearch_rl.world.text import RELATIONS, SINGLE_HOP, documents, questions
 
 THINK_MEMORY = "<think> I remember the answer. </think>\n"

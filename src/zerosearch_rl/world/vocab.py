@@ -16,9 +16,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from zerosearch_rl.protocol import INVALID_ACTION_FEEDBACK, NO_RESULTS, TAGS, build_prompt, observation_text
+from zerosearch_rl.records import QAExample
 from zerosearch_rl.search.simulated import SFT_TEMPLATE
-from zerosearch_rl.types import QAExample
-from zerosearch_rl.world.model import World
+from zerosearch_rl.world.facts import World
 from zerosearch_rl.world.text import documents, questions
 from zerosearch_rl.world.traces import FORCED_SEARCH_PREFIX, THINK_AGAIN, THINK_FOUND, THINK_MEMORY
 

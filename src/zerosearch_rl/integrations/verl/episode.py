@@ -37,10 +37,10 @@ from zerosearch_rl.integrations.verl import EPISODE_METRICS
 from zerosearch_rl.integrations.verl.generator import KEEP_STOP_STRING, ServerManager, ServerManagerGenerator
 from zerosearch_rl.integrations.verl.step import STEP_SOURCES, FixedStep, StepSource, WeightVersionStep
 from zerosearch_rl.llm.base import Sampling
+from zerosearch_rl.records import Document, QAExample, SearchRequest, SegmentKind, Trajectory
 from zerosearch_rl.rollout import Rollout
 from zerosearch_rl.search.base import SearchBackend
 from zerosearch_rl.search.batcher import SearchBatcher
-from zerosearch_rl.types import Document, QAExample, SearchRequest, SegmentKind, Trajectory
 
 GROUPS_REMEMBERED = 65536  # prompt uids whose sample counters are kept (a few steps' worth)
 

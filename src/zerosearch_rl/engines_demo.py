@@ -4,33 +4,23 @@ Steps: a real BM25 engine over fictional documents; the same engine served over 
 Search-R1 ``/retrieve`` protocol and queried back through ``RemoteBackend``; a simulated engine
 (SmolLM2-135M-Instruct with our few-shot prompt, on the CPU) asked for useful and for noisy
 documents. The score of each engine is *answer containment*: the share of result pages in which a
-document contains the gold answer. A simulator is good for ZeroSearch when its useful pages contain
-the answer far more often than its noisy ones.
+document contains the gold answer (``reward.answer_in_documents``). A simulator is good for ZeroSearch
+when its useful pages contain the answer far more often than its noisy ones.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from statistics import mean
 
 from zerosearch_rl.config import ServeConfig
 from zerosearch_rl.data import load_examples
-from zerosearch_rl.reward import cover_em
+from zerosearch_rl.packaged_assets import asset
+from zerosearch_rl.records import QAExample, SearchRequest
+from zerosearch_rl.reward import answer_in_documents
 from zerosearch_rl.search.base import SearchBackend
-from zerosearch_rl.types import Document, QAExample, SearchRequest
-
-
-def asset(name: str) -> Path:
-    """A file shipped in ``zerosearch_rl/assets``."""
-    return Path(str(resources.files("zerosearch_rl") / "assets" / name))
-
-
-def contains_answer(docs: list[Document], answers: tuple[str, ...]) -> bool:
-    """Does any document contain a gold answer (normalized substring, as ``cover_em``)?"""
-    return any(cover_em(f"{d.title} {d.text}", answers) for d in docs)
 
 
 @dataclass(frozen=True)
@@ -49,7 +39,7 @@ def score_engine(name: str, backend: SearchBackend, examples: list[QAExample], n
     start = time.perf_counter()
     pages = backend.search(requests)
     seconds = time.perf_counter() - start
-    hits = [contains_answer(p, ex.answers) for p, ex in zip(pages, examples, strict=True)]
+    hits = [answer_in_documents(p, ex.answers) for p, ex in zip(pages, examples, strict=True)]
     sources = sorted({ex.source for ex in examples})
     by_source = {s: mean(h for h, ex in zip(hits, examples, strict=True) if ex.source == s) for s in sources}
     return EngineScore(name, mean(hits), by_source, len(examples), seconds)

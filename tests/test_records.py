@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from zerosearch_rl.types import Document, Segment, SegmentKind, Trajectory
+from zerosearch_rl.records import Document, Segment, SegmentKind, Trajectory
 
 
 def test_document_contents_round_trip():
