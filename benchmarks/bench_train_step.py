@@ -13,7 +13,7 @@ Why it is fair.
   its tokenizer; both trainers load it from there in float32 and keep a frozen copy as the KL reference.
 - Attention kernel: each trainer runs the kernel it picks itself. Both load the model with transformers'
   default, "sdpa" (torch's fused ``scaled_dot_product_attention``); ours switches to "eager" while decoding on
-  the CPU (``generation.decoding_attention``: faster there with a padding mask) and back to sdpa for the
+  the CPU (``generation.transformers.decoding_attention``: faster there with a padding mask) and back to sdpa for the
   training and reference passes. ``--trl-attn eager`` runs TRL all-eager, for comparison.
 - Same prompts: the ``--prompts`` first questions of ``src/zerosearch_rl/assets/mini_qa.jsonl``, each step
   uses all of them on both sides. The prompt text is ``protocol.build_prompt(question, style="base")``, what our

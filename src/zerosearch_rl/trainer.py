@@ -36,9 +36,10 @@ from zerosearch_rl.console import progress
 from zerosearch_rl.cost import RunCost, run_cost, write_summary
 from zerosearch_rl.curriculum import unit_draw
 from zerosearch_rl.data import PromptSampler, load_examples
-from zerosearch_rl.generation import HFGenerator, TokenGenerator
+from zerosearch_rl.generation.base import TokenGenerator
+from zerosearch_rl.generation.sampling import Sampling
+from zerosearch_rl.generation.transformers import HFGenerator
 from zerosearch_rl.health import NONFINITE, SKIPPED, HealthEvent, HealthStop, HealthWatch
-from zerosearch_rl.llm.base import Sampling
 from zerosearch_rl.lr_schedule import lr_multiplier
 from zerosearch_rl.policy import TokenBatch, frozen_copy, load_policy, slice_rows, token_logprobs, value_model_like
 from zerosearch_rl.preflight import require_batches
@@ -192,7 +193,7 @@ class Trainer:
             if self.cfg.model.lora_rank:
                 raise ConfigError("rollout.generator=vllm needs model.lora_rank=0 (adapters would have to be "
                                   "merged before every weight sync)")
-            from zerosearch_rl.generation_vllm import VLLMGenerator
+            from zerosearch_rl.generation.vllm import VLLMGenerator
 
             start = self.run_dir / "vllm_start" / f"rank{self.rank}"  # the engine's architecture and tokenizer
             weights = par.full_state_dict(self.policy)

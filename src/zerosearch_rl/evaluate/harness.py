@@ -40,7 +40,7 @@ from zerosearch_rl.evaluate.report import (
     write_json,
     write_outputs,
 )
-from zerosearch_rl.generation import TokenGenerator
+from zerosearch_rl.generation.base import TokenGenerator
 from zerosearch_rl.reward import check_format, cover_em, exact_match, extract_answer, f1, without_information
 from zerosearch_rl.search.base import CountingBackend, SearchBackend
 from zerosearch_rl.types import Document, QAExample, SearchRequest, Trajectory
@@ -152,7 +152,7 @@ def as_generator(policy: Any, tokenizer: Any) -> TokenGenerator:
     import torch
 
     if isinstance(policy, torch.nn.Module):
-        from zerosearch_rl.generation import HFGenerator
+        from zerosearch_rl.generation.transformers import HFGenerator
         from zerosearch_rl.protocol import STOP_STRINGS
 
         return HFGenerator(policy, tokenizer, STOP_STRINGS)
