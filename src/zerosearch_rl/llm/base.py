@@ -1,4 +1,4 @@
-"""Text generators behind the simulated search engine (and the LLM judge that labels its pages).
+"""Text generators behind the simulated search engine and the LLM judge (and the HTTP client of a served policy).
 
 A ``ChatLLM`` takes a batch of user messages and returns one ``Completion`` per message, in order.
 Every chat client sends a message as ``chat_messages`` builds it (over HTTP) or renders it as
