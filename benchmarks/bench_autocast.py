@@ -28,8 +28,8 @@ from contextlib import nullcontext
 
 import torch
 
-from zerosearch_rl.generation import HFGenerator
-from zerosearch_rl.llm.base import Sampling
+from zerosearch_rl.generation.sampling import Sampling
+from zerosearch_rl.generation.transformers import HFGenerator
 from zerosearch_rl.packaged_models import smollm2_instruct
 from zerosearch_rl.policy import TokenBatch, token_logprobs
 from zerosearch_rl.precision import autocast

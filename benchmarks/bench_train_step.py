@@ -16,7 +16,7 @@ Why it is fair.
   TRL ``bf16=True``), each trainer at its fastest on a CPU with AMX.
 - Attention kernel: each trainer runs the kernel it picks itself. Both load the model with transformers'
   default, "sdpa" (torch's fused ``scaled_dot_product_attention``); ours switches to "eager" while decoding on
-  the CPU (``generation.decoding_attention``: faster there with a padding mask) and back to sdpa for the
+  the CPU (``generation.transformers.decoding_attention``: faster there with a padding mask) and back to sdpa for the
   training and reference passes. ``--trl-attn eager`` runs TRL all-eager, for comparison.
 - Same prompts: the ``--prompts`` first questions of ``src/zerosearch_rl/assets/mini_qa.jsonl``, each step
   uses all of them on both sides. The prompt text is ``protocol.build_prompt(question, style="base")``, what our

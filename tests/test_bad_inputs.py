@@ -286,7 +286,7 @@ def test_debug_shows_the_traceback_instead(prepared, capsys):
 
 
 def test_an_os_error_that_is_not_about_a_path_given_exits_1(monkeypatch, capsys):
-    import zerosearch_rl.cli as cli
+    from zerosearch_rl.cli import root as cli
 
     def full_disk(cfg):
         raise OSError(28, "No space left on device", "runs/x/metrics.jsonl")

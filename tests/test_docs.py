@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from doc_pages import ROOT, Block, anchors, blocks, commands, links, pages, prose
-from zerosearch_rl.cli import _OVERRIDE, build_parser
+from zerosearch_rl.cli.root import _OVERRIDE, build_parser
 from zerosearch_rl.config import load_config
 from zerosearch_rl.original_scripts import resolve
 
@@ -355,8 +355,47 @@ def test_every_module_has_a_layer_and_imports_only_layers_above_it():
 
 
 def test_layer_check_sees_a_wrong_import(tmp_path):
-    rows = [("core", ["records.py"]), ("engines", ["search/"]), ("front", ["cli.py"])]
-    assert layer_of("search/bm25.py", rows) == 1 and layer_of("cli.py", rows) == 2 and layer_of("x.py", rows) is None
+    rows = [("core", ["records.py"]), ("engines", ["search/"]), ("front", ["cli/"])]
+    assert layer_of("search/bm25.py", rows) == 1 and layer_of("cli/root.py", rows) == 2
+    assert layer_of("x.py", rows) is None
     bad = tmp_path / "m.py"
     bad.write_text("def f():\n    from zerosearch_rl.search.bm25 import BM25Backend\n    import zerosearch_rl.cli\n")
-    assert imports(bad) == {"search/bm25.py", "cli.py"}
+    assert imports(bad) == {"search/bm25.py", "cli/__init__.py"}
+
+
+def import_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One cycle of a module graph (``a -> b -> a`` as ``[a, b, a]``), or [] when it has none."""
+    state: dict[str, int] = {}  # 1 on the path being walked, 2 done
+    path: list[str] = []
+
+    def walk(node: str) -> list[str]:
+        state[node] = 1
+        path.append(node)
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == 1:
+                return [*path[path.index(target):], target]
+            if target not in state and (found := walk(target)):
+                return found
+        path.pop()
+        state[node] = 2
+        return []
+
+    for node in sorted(graph):
+        if node not in state and (found := walk(node)):
+            return found
+    return []
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    """The layer table allows imports within a layer; a cycle among them (as ``cli.py`` and ``cli_eval.py`` had)
+    is still refused: each module must load without the other half-loaded."""
+    files = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py"))
+    cycle = import_cycle({f: imports(PACKAGE / f) for f in files})
+    assert not cycle, "an import cycle: " + " -> ".join(cycle)
+
+
+def test_the_cycle_check_sees_a_cycle_however_long():
+    assert import_cycle({"a.py": {"b.py"}, "b.py": {"c.py"}, "c.py": set()}) == []
+    assert import_cycle({"a.py": {"b.py", "c.py"}, "b.py": {"c.py"}, "c.py": set()}) == []  # a diamond is no cycle
+    assert import_cycle({"a.py": {"b.py"}, "b.py": {"c.py"}, "c.py": {"b.py"}}) == ["b.py", "c.py", "b.py"]
+    assert import_cycle({"x.py": {"x.py"}}) == ["x.py", "x.py"]

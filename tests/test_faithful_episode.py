@@ -16,8 +16,9 @@ import pytest
 
 from zerosearch_rl.config import RolloutConfig
 from zerosearch_rl.data import load_examples
-from zerosearch_rl.generation import Generated
-from zerosearch_rl.llm.base import Completion, Sampling
+from zerosearch_rl.generation.base import Generated
+from zerosearch_rl.generation.sampling import Sampling
+from zerosearch_rl.llm.base import Completion
 from zerosearch_rl.protocol import SEARCH_R1_INSTRUCTION
 from zerosearch_rl.records import Document, SegmentKind
 from zerosearch_rl.rollout import Rollout

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from fakes.tiny_lm import tiny_model, tiny_tokenizer
-from zerosearch_rl.generation import HFGenerator, top_p_filter
-from zerosearch_rl.llm.base import Sampling
+from zerosearch_rl.generation.sampling import Sampling
+from zerosearch_rl.generation.transformers import HFGenerator, top_p_filter
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +167,7 @@ def test_every_end_of_sequence_id_ends_the_turn(tmp_path):
     ``<|endoftext|>``): each ends a turn as end-of-sequence, in our sampler and in the veRL seam alike."""
     from transformers import AutoTokenizer
 
-    from zerosearch_rl.generation import end_of_sequence_ids
+    from zerosearch_rl.generation.base import end_of_sequence_ids
     from zerosearch_rl.tiny_models import byte_tokenizer
 
     tok = byte_tokenizer()
@@ -181,3 +181,14 @@ def test_every_end_of_sequence_id_ends_the_turn(tmp_path):
     loaded = AutoTokenizer.from_pretrained(tmp_path)  # as veRL loads the policy's tokenizer from its folder
     assert end_of_sequence_ids(loaded) == {tok.eos_token_id, other}
     assert end_of_sequence_ids(byte_tokenizer()) == {tok.eos_token_id}  # no folder: the tokenizer's own
+
+
+def test_the_policys_sampling_defaults_are_the_rollouts_and_not_the_simulators():
+    from zerosearch_rl.config import RolloutConfig, SimulatorConfig
+
+    rollout, simulator = RolloutConfig(), SimulatorConfig()
+    assert Sampling() == Sampling(temperature=rollout.temperature, top_p=rollout.top_p, seed=None)
+    assert rollout.temperature != simulator.temperature  # the two defaults differ, so the two records do too
+    from zerosearch_rl.llm.base import Sampling as ChatSampling
+
+    assert ChatSampling().temperature == simulator.temperature

@@ -17,10 +17,11 @@ import torch
 from transformers import AutoModelForCausalLM, LlamaForCausalLM
 
 from fakes.tiny_lm import save_vllm_tiny, tiny_tokenizer
-from zerosearch_rl import generation_vllm
-from zerosearch_rl.generation import Generated, HFGenerator
-from zerosearch_rl.generation_vllm import VLLMGenerator
-from zerosearch_rl.llm.base import Sampling
+from zerosearch_rl.generation import vllm as generation_vllm
+from zerosearch_rl.generation.base import Generated
+from zerosearch_rl.generation.sampling import Sampling
+from zerosearch_rl.generation.transformers import HFGenerator
+from zerosearch_rl.generation.vllm import VLLMGenerator
 from zerosearch_rl.policy import TokenBatch, token_logprobs
 
 pytestmark = pytest.mark.vllm

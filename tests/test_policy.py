@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from zerosearch_rl.llm.hf import enable_checkpointing
-from zerosearch_rl.policy import MIN_SHARED_PREFIX, TokenBatch, shared_prefix_length, token_logprobs
+from zerosearch_rl.policy import MIN_SHARED_PREFIX, StepBatch, TokenBatch, shared_prefix_length, token_logprobs
 from zerosearch_rl.tiny_models import tiny_llama
 
 VOCAB = 300
@@ -112,3 +112,15 @@ def test_gradient_checkpointing_gives_the_plain_pass(grad_enabled):
     (plain(model, batch, 0.7) * batch.loss_mask).sum().backward()
     for g, w in zip(got, _grads(model), strict=True):
         assert torch.allclose(g, w, atol=1e-5)
+
+
+def test_a_step_batch_selects_the_same_rows_and_width_of_every_tensor():
+    tokens = batch_of([[1, 2, 3, 4, 5, 6], [7, 8, 9], [10, 11, 12, 13]])  # [3, 6]: targets [3, 5]
+    per_token = [torch.arange(15, dtype=torch.float32).reshape(3, 5) + 100 * k for k in range(4)]
+    step = StepBatch(tokens, *per_token[:3], ref_logprobs=per_token[3])
+    picked = step.select([2, 1])  # rows 2 and 1 in that order; the longest of them has 4 tokens: 3 targets
+    assert picked.tokens.input_ids.tolist() == [[10, 11, 12, 13], [7, 8, 9, 0]]
+    for whole, part in zip(per_token, (picked.old_logprobs, picked.advantages, picked.returns, picked.ref_logprobs),
+                           strict=True):
+        assert torch.equal(part, whole[[2, 1], :3])
+    assert picked.values is None  # absent stays absent

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from zerosearch_rl.config import ConfigError, load_config
-from zerosearch_rl.generation import HFGenerator
-from zerosearch_rl.llm.base import Sampling
+from zerosearch_rl.generation.sampling import Sampling
+from zerosearch_rl.generation.transformers import HFGenerator
 from zerosearch_rl.policy import TokenBatch, token_logprobs
 from zerosearch_rl.precision import autocast
 from zerosearch_rl.tiny_models import byte_tokenizer, tiny_llama

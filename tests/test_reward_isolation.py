@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import pytest
 
 from zerosearch_rl.config import RolloutConfig
-from zerosearch_rl.generation import Generated
+from zerosearch_rl.generation.base import Generated
+from zerosearch_rl.generation.sampling import Sampling
 from zerosearch_rl.integrations.verl.reward import compute_score
-from zerosearch_rl.llm.base import Completion, Sampling
+from zerosearch_rl.llm.base import Completion
 from zerosearch_rl.protocol import ZEROSEARCH_INVALID_ACTION_FEEDBACK
 from zerosearch_rl.records import Document, QAExample
 from zerosearch_rl.reward import score_trajectory

@@ -10,8 +10,9 @@ import torch
 from fakes.tiny_lm import byte_tokenizer, tiny_model
 from zerosearch_rl.config import RolloutConfig
 from zerosearch_rl.curriculum import is_noisy
-from zerosearch_rl.generation import Generated, HFGenerator
-from zerosearch_rl.llm.base import Sampling
+from zerosearch_rl.generation.base import Generated
+from zerosearch_rl.generation.sampling import Sampling
+from zerosearch_rl.generation.transformers import HFGenerator
 from zerosearch_rl.protocol import INVALID_ACTION_FEEDBACK
 from zerosearch_rl.records import Document, QAExample, SegmentKind
 from zerosearch_rl.reward import score

@@ -11,7 +11,7 @@ from fakes.search_records import record
 from zerosearch_rl.cli import main
 from zerosearch_rl.config import ConfigError
 from zerosearch_rl.data import DataError, load_examples
-from zerosearch_rl.generation import Generated
+from zerosearch_rl.generation.base import Generated
 from zerosearch_rl.llm.base import Completion
 from zerosearch_rl.packaged_assets import asset
 from zerosearch_rl.protocol import render_information
@@ -179,7 +179,7 @@ class ScriptedPolicy:
 
 def test_policy_collector_records_searches_answers_and_scores(tmp_path, engine):
     from zerosearch_rl.config import RolloutConfig
-    from zerosearch_rl.llm.base import Sampling
+    from zerosearch_rl.generation.sampling import Sampling
 
     tok = byte_tokenizer()
     born = [e for e in examples() if e.id.startswith("born-")][:3]

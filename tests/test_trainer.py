@@ -13,7 +13,7 @@ from zerosearch_rl import algorithms
 from zerosearch_rl.config import ConfigError, load_config
 from zerosearch_rl.health import HealthStop
 from zerosearch_rl.packaged_assets import asset
-from zerosearch_rl.policy import TokenBatch
+from zerosearch_rl.policy import StepBatch, TokenBatch
 from zerosearch_rl.records import SegmentKind, Trajectory
 from zerosearch_rl.reward import score_trajectory
 from zerosearch_rl.trainer import Trainer
@@ -144,8 +144,8 @@ def test_observation_tokens_receive_no_gradient(policy_dir, born, tmp_path):
     handle = trainer.policy.register_forward_hook(keep_logits)
     adv = torch.ones_like(batch.loss_mask)  # non-zero everywhere: only the mask may stop the gradient
     ref = batch.behaviour_logprobs - 0.3
-    trainer._micro_step(batch, [0, 1], batch.behaviour_logprobs, ref, adv, adv, None, float(batch.loss_mask.sum()),
-                        sync=True)
+    step = StepBatch(batch, batch.behaviour_logprobs, adv, adv, ref_logprobs=ref)
+    trainer._micro_step(step.select([0, 1]), float(batch.loss_mask.sum()), sync=True)
     handle.remove()
     grad = captured["logits"].grad[:, :-1].abs().sum(-1)  # position t predicts token t+1
     target_is_policy = batch.loss_mask.bool()
@@ -163,7 +163,7 @@ def test_update_is_the_same_for_any_micro_batch_split(policy_dir, born, tmp_path
                                  "trainer.mini_batches=1", "algorithm.kl_coef=0.1"))
         batch, _ = _handmade_batch(trainer)
         adv = torch.tensor([[1.0], [-2.0]]).expand_as(batch.loss_mask).contiguous()
-        trainer._update(batch, batch.behaviour_logprobs, batch.behaviour_logprobs - 0.1, adv, adv, None, step=0)
+        trainer._update(StepBatch(batch, batch.behaviour_logprobs, adv, adv, batch.behaviour_logprobs - 0.1), step=0)
         results.append(flat(trainer.policy))
         trainer.close()
     assert torch.allclose(results[0], results[1], atol=1e-6)

@@ -13,13 +13,13 @@ import pytest
 from zerosearch_rl.config import ConfigError, load_config
 from zerosearch_rl.curriculum import is_noisy
 from zerosearch_rl.data import DataError
-from zerosearch_rl.generation import TokenGenerator
+from zerosearch_rl.generation.base import TokenGenerator
+from zerosearch_rl.generation.sampling import Sampling
 from zerosearch_rl.integrations.verl import EPISODE_METRICS
 from zerosearch_rl.integrations.verl.episode import EpisodeRunner, shared_runner
 from zerosearch_rl.integrations.verl.generator import ServerManagerGenerator
 from zerosearch_rl.integrations.verl.reward import compute_score, gold_answers
 from zerosearch_rl.integrations.verl.step import FixedStep, StepUnknown
-from zerosearch_rl.llm.base import Sampling
 from zerosearch_rl.protocol import observation_text
 from zerosearch_rl.records import Document
 from zerosearch_rl.tiny_models import byte_tokenizer

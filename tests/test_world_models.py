@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from zerosearch_rl.data import read_examples
-from zerosearch_rl.generation import ForcedFirstTurn, Generated
-from zerosearch_rl.llm.base import Sampling
+from zerosearch_rl.generation.base import ForcedFirstTurn, Generated
+from zerosearch_rl.generation.sampling import Sampling
 from zerosearch_rl.world.build import build_world
 from zerosearch_rl.world.measure import bm25_hits
 

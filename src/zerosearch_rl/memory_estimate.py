@@ -7,7 +7,7 @@ any inference engine or in-process simulator) plus the larger of the two phases 
 
 - **sampling**: the KV cache of every row this process rolls out (its prompts x ``rollout.n_samples``) at that
   length; on the CPU also the prefill's attention scores (decoding runs eager attention there,
-  ``generation.decoding_attention``), one layer at a time;
+  ``generation.transformers.decoding_attention``), one layer at a time;
 - **training**: the gradients of the trained parameters, plus the activations of one micro-batch's forward
   and backward pass at that length: the tensors each decoder layer keeps for backward (``layer_width``), and
   the vocabulary-wide float32 tensors of the log-prob and entropy computation (``LOGIT_BYTES``), which

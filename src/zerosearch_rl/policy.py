@@ -58,9 +58,30 @@ class TokenBatch:
         return int(self.input_ids.shape[0])
 
 
-def slice_rows(tensor: Tensor, index: Tensor | Sequence[int], width: int) -> Tensor:
-    """Rows of a ``[B, T-1]`` tensor matching ``TokenBatch.select`` (``width`` = the selection's T-1)."""
-    return tensor[torch.as_tensor(index, dtype=torch.long, device=tensor.device), :width]
+@dataclass(frozen=True)
+class StepBatch:
+    """What one training step's update reads: its ``tokens`` and, aligned with their targets (``[B, T-1]``), the
+    old log-probs the ratio is taken against, the advantages and returns, and, where the step has them, the
+    reference log-probs (a KL loss term) and the value model's values (PPO's critic)."""
+
+    tokens: TokenBatch
+    old_logprobs: Tensor
+    advantages: Tensor
+    returns: Tensor
+    ref_logprobs: Tensor | None = None
+    values: Tensor | None = None
+
+    def select(self, rows: Sequence[int]) -> StepBatch:
+        """The rows ``rows`` of every tensor, trimmed as ``TokenBatch.select`` trims the tokens."""
+        tokens = self.tokens.select(rows)
+        width = tokens.loss_mask.shape[1]
+
+        def cut(tensor: Tensor) -> Tensor:
+            return tensor[torch.as_tensor(rows, dtype=torch.long, device=tensor.device), :width]
+
+        return StepBatch(tokens, cut(self.old_logprobs), cut(self.advantages), cut(self.returns),
+                         None if self.ref_logprobs is None else cut(self.ref_logprobs),
+                         None if self.values is None else cut(self.values))
 
 
 #: Shortest common prefix worth a separate forward pass (below it, one pass over whole rows is as cheap).

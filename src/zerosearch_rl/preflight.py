@@ -282,7 +282,7 @@ class _Preflight:
         return [self._ids(source)]
 
     def _ids(self, source: str) -> Check:
-        from zerosearch_rl.generation import end_of_sequence_ids
+        from zerosearch_rl.generation.base import end_of_sequence_ids
 
         tok = self.tokenizer
         generation = None

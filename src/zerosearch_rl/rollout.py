@@ -25,8 +25,8 @@ from typing import Any
 
 from zerosearch_rl.config import ConfigError, RolloutConfig
 from zerosearch_rl.curriculum import is_noisy, unit_draw
-from zerosearch_rl.generation import Generated, TokenGenerator
-from zerosearch_rl.llm.base import Sampling
+from zerosearch_rl.generation.base import Generated, TokenGenerator
+from zerosearch_rl.generation.sampling import Sampling
 from zerosearch_rl.protocol import (
     FEEDBACK_GIVEN,
     INFORMATION,

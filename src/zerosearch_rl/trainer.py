@@ -36,11 +36,12 @@ from zerosearch_rl.console import progress
 from zerosearch_rl.cost import RunCost, run_cost, write_summary
 from zerosearch_rl.curriculum import unit_draw
 from zerosearch_rl.data import PromptSampler, load_examples
-from zerosearch_rl.generation import HFGenerator, TokenGenerator
+from zerosearch_rl.generation.base import TokenGenerator
+from zerosearch_rl.generation.sampling import Sampling
+from zerosearch_rl.generation.transformers import HFGenerator
 from zerosearch_rl.health import NONFINITE, SKIPPED, HealthEvent, HealthStop, HealthWatch
-from zerosearch_rl.llm.base import Sampling
 from zerosearch_rl.lr_schedule import lr_multiplier
-from zerosearch_rl.policy import TokenBatch, frozen_copy, load_policy, slice_rows, token_logprobs, value_model_like
+from zerosearch_rl.policy import StepBatch, TokenBatch, frozen_copy, load_policy, token_logprobs, value_model_like
 from zerosearch_rl.precision import autocast
 from zerosearch_rl.preflight import require_batches
 from zerosearch_rl.protocol import STOP_STRINGS
@@ -97,9 +98,9 @@ def step_means(per_trajectory: dict[str, list[float]]) -> dict[str, float]:
 RewardFn = Callable[[Trajectory], RewardScores]
 
 
-def configured_reward(t: TrainerConfig) -> RewardFn:
+def configured_reward(train_cfg: TrainerConfig) -> RewardFn:
     """The reward ``trainer`` configures: ``reward_metric`` (F1 per ``f1_yes_no_rule``) on the policy's own text."""
-    return lambda tr: score_trajectory(tr, t.reward_metric, t.f1_yes_no_rule)
+    return lambda traj: score_trajectory(traj, train_cfg.reward_metric, train_cfg.f1_yes_no_rule)
 
 
 class Trainer:
@@ -114,23 +115,23 @@ class Trainer:
 
     def __init__(self, cfg: Config, resume: bool = False, reward_fn: RewardFn | None = None,
                  overwrite: bool = False) -> None:
-        self.cfg, t = cfg, cfg.trainer
-        self.reward_fn = reward_fn or configured_reward(t)
-        self.rank, self.world, self.strategy = par.init_distributed(t.strategy)
+        self.cfg, train_cfg = cfg, cfg.trainer
+        self.reward_fn = reward_fn or configured_reward(train_cfg)
+        self.rank, self.world, self.strategy = par.init_distributed(train_cfg.strategy)
         require_batches(cfg, self.world)  # the pre-flight's batch arithmetic, for the real process count
         if self.strategy == "fsdp" and cfg.model.lora_rank:
             raise ConfigError("trainer.strategy=fsdp needs model.lora_rank=0 (LoRA already keeps the trained "
                               "state small: use ddp with LoRA)")
-        self.run_dir = Path(t.output_dir)
+        self.run_dir = Path(train_cfg.output_dir)
         resume_from = prepare_run(cfg, resume, overwrite, writer=self.rank == 0)  # before anything loads or writes
         if dist.is_initialized():
             dist.barrier()  # every process sees the folder as rank 0 left it
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # our own bar is the one to watch
-        torch.manual_seed(t.seed)
+        torch.manual_seed(train_cfg.seed)
         examples = load_examples(cfg.data.train_files, cfg.data.sources, cfg.data.limit)
-        self.policy, self.tokenizer = load_policy(cfg.model, t.seed)
+        self.policy, self.tokenizer = load_policy(cfg.model, train_cfg.seed)
         self.device = next(self.policy.parameters()).device
         self.ref = frozen_copy(self.policy) if cfg.algorithm.kl_coef > 0 and cfg.model.lora_rank == 0 else None
         self.value = value_model_like(self.policy) if cfg.algorithm.advantage == "gae" else None
@@ -143,30 +144,33 @@ class Trainer:
         self.value = par.wrap(self.value, self.strategy) if self.value is not None else None
         self.ref = par.shard(self.ref) if sharded and self.ref is not None else self.ref
         params = [p for p in self.policy.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+        self.optimizer = torch.optim.AdamW(params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: lr_multiplier(s, t.total_steps, t.warmup, t.lr_schedule, t.min_lr_ratio))
+            self.optimizer, lambda s: lr_multiplier(s, train_cfg.total_steps, train_cfg.warmup, train_cfg.lr_schedule,
+                                                    train_cfg.min_lr_ratio))
         self.critic_opt = (torch.optim.AdamW(self.value.parameters(), lr=cfg.algorithm.critic_lr)
                            if self.value is not None else None)
-        critic_warmup = int(cfg.algorithm.critic_warmup_ratio * t.total_steps)
+        critic_warmup = int(cfg.algorithm.critic_warmup_ratio * train_cfg.total_steps)
         self.critic_scheduler = (torch.optim.lr_scheduler.LambdaLR(
-            self.critic_opt, lambda s: lr_multiplier(s, t.total_steps, critic_warmup))
+            self.critic_opt, lambda s: lr_multiplier(s, train_cfg.total_steps, critic_warmup))
             if self.critic_opt is not None else None)
         self.search = build_backend(cfg)
         self.generator = self._generator()
-        self.rollout = Rollout(self.tokenizer, self.search, cfg.rollout, t.seed, cfg.model.prompt_style,
+        self.rollout = Rollout(self.tokenizer, self.search, cfg.rollout, train_cfg.seed, cfg.model.prompt_style,
                                cfg.model.prompt_template)
-        self.schedule = cfg.curriculum.noise_schedule(t.total_steps)
-        self.sampler = PromptSampler(examples, t.batch_size, t.seed, cfg.data.shuffle, self.rank, self.world)
+        self.schedule = cfg.curriculum.noise_schedule(train_cfg.total_steps)
+        self.sampler = PromptSampler(examples, train_cfg.batch_size, train_cfg.seed, cfg.data.shuffle, self.rank,
+                                     self.world)
         self.estimator = algo.get_advantage_estimator(cfg.algorithm.advantage)
         self.eval_examples = (load_examples(cfg.data.eval_files, cfg.data.sources, cfg.eval.limit)
-                              if t.eval_every else [])
-        if t.eval_every and not self.eval_examples:
+                              if train_cfg.eval_every else [])
+        if train_cfg.eval_every and not self.eval_examples:
             raise ConfigError("trainer.eval_every > 0 needs data.eval_files with at least one example")
-        self.eval_search = build_backend(with_overrides(cfg, t.eval_search)) if t.eval_every and t.eval_search \
-            else self.search
+        self.eval_search = (build_backend(with_overrides(cfg, train_cfg.eval_search))
+                            if train_cfg.eval_every and train_cfg.eval_search else self.search)
         self.eval_rollout = self.rollout if self.eval_search is self.search else Rollout(
-            self.tokenizer, self.eval_search, cfg.rollout, t.seed, cfg.model.prompt_style, cfg.model.prompt_template)
+            self.tokenizer, self.eval_search, cfg.rollout, train_cfg.seed, cfg.model.prompt_style,
+            cfg.model.prompt_template)
         self.start_step = 0
         self.watch = HealthWatch(cfg.health)
         self.health_events: list[HealthEvent] = []
@@ -176,8 +180,9 @@ class Trainer:
             self._restore_state(state)
         self._apply_lr()
         self._sync_generator()
-        self.logger = (MetricsLogger(self.run_dir, self.start_step - 1 if state is not None else None, t.tensorboard,
-                                     t.wandb_project, config_to_dict(cfg)) if self.rank == 0 else None)
+        self.logger = (MetricsLogger(self.run_dir, self.start_step - 1 if state is not None else None,
+                                     train_cfg.tensorboard, train_cfg.wandb_project, config_to_dict(cfg))
+                       if self.rank == 0 else None)
         if self.rank == 0:
             save_config(cfg, self.run_dir / "config.yaml")
 
@@ -193,7 +198,7 @@ class Trainer:
             if self.cfg.model.lora_rank:
                 raise ConfigError("rollout.generator=vllm needs model.lora_rank=0 (adapters would have to be "
                                   "merged before every weight sync)")
-            from zerosearch_rl.generation_vllm import VLLMGenerator
+            from zerosearch_rl.generation.vllm import VLLMGenerator
 
             start = self.run_dir / "vllm_start" / f"rank{self.rank}"  # the engine's architecture and tokenizer
             weights = par.full_state_dict(self.policy)
@@ -312,9 +317,9 @@ class Trainer:
         return logprobs
 
     def _rewards(self, trajectories: list[Trajectory]) -> dict[str, list[float]]:
-        scores = [self.reward_fn(t) for t in trajectories]
-        for t, s in zip(trajectories, scores, strict=True):
-            t.reward = s.reward
+        scores = [self.reward_fn(traj) for traj in trajectories]
+        for traj, s in zip(trajectories, scores, strict=True):
+            traj.reward = s.reward
         return {"mean": [s.reward for s in scores], "exact_match": [s.exact_match for s in scores],
                 "cover_em": [s.cover_em for s in scores], "f1": [s.f1 for s in scores],
                 "format_valid": [float(s.format_valid) for s in scores],
@@ -339,21 +344,21 @@ class Trainer:
             ratio = torch.exp((old - batch.behaviour_logprobs).clamp(-20, 20))[batch.loss_mask.bool()]
             metrics.update({"actor/behaviour_ratio_mean": float(ratio.mean()),
                             "actor/behaviour_ratio_max": float(ratio.max())})
-        a = cfg.algorithm
+        alg = cfg.algorithm
         ref = token_rewards = None
-        if a.kl_coef > 0:
+        if alg.kl_coef > 0:
             with self._reference() as model:
                 ref = self._forward_no_grad(self._logprobs_of(model), batch)
-        if ref is not None and a.kl_in_reward:  # a reward penalty instead of a loss term (veRL's apply_kl_penalty)
-            token_rewards = -a.kl_coef * algo.kl_penalty(old, ref, a.kl_estimator) * batch.loss_mask
+        if ref is not None and alg.kl_in_reward:  # a reward penalty instead of a loss term (veRL's apply_kl_penalty)
+            token_rewards = -alg.kl_coef * algo.kl_penalty(old, ref, alg.kl_estimator) * batch.loss_mask
             rewards["kl_penalty"] = token_rewards.sum(-1).tolist()
             ref = None
         values = self._forward_no_grad(self.value, batch) if self.value is not None else None
         adv, returns = self.estimator(
             algo.AdvantageBatch(torch.tensor(rewards["mean"], device=self.device), batch.loss_mask,
-                                [t.group_id for t in trajs], values, reduce_sum=par.all_reduce,
+                                [traj.group_id for traj in trajs], values, reduce_sum=par.all_reduce,
                                 token_rewards=token_rewards),
-            algo.AdvantageOptions.from_config(a))
+            algo.AdvantageOptions.from_config(alg))
         t2 = time.perf_counter()
         lr = float(self.optimizer.param_groups[0]["lr"])  # this step's (the schedulers move on after the update)
         if self.critic_scheduler is not None:
@@ -363,7 +368,7 @@ class Trainer:
                                ("ref_logprobs", None if ref is None else ref[mask]), ("advantages", adv[mask]),
                                ("returns", returns[mask])])
         if bad is None:
-            update, bad = self._update(batch, old, ref, adv, returns, values, step)
+            update, bad = self._update(StepBatch(batch, old, adv, returns, ref, values), step)
             metrics.update(update)
         # A skipped update still spends its step: the schedules stay in step with the curriculum and the data.
         self.scheduler.step()
@@ -377,7 +382,7 @@ class Trainer:
         per_trajectory = {f"reward/{k}": v for k, v in rewards.items()}
         for key in ("searches", "noisy_searches", "turns", "invalid_actions", "skipped_searches", "failed_searches",
                     "truncated_observations", "truncated_response", "policy_tokens", "observation_tokens"):
-            per_trajectory[f"rollout/{key}"] = [tr.metrics[key] for tr in trajs]
+            per_trajectory[f"rollout/{key}"] = [traj.metrics[key] for traj in trajs]
         means = step_means(per_trajectory)  # over every process's trajectories
         noisy = means.pop("rollout/noisy_searches")
         metrics.update(means)
@@ -390,8 +395,7 @@ class Trainer:
         })
         return metrics
 
-    def _update(self, batch: TokenBatch, old: Tensor, ref: Tensor | None, adv: Tensor, returns: Tensor,
-                values: Tensor | None, step: int) -> tuple[dict[str, float], str | None]:
+    def _update(self, data: StepBatch, step: int) -> tuple[dict[str, float], str | None]:
         """``ppo_epochs`` passes; each splits the step's trajectories into ``mini_batches`` optimizer steps
         of gradient-accumulated micro-batches. Returns the metrics, and the name of the first non-finite value
         (loss, grad_norm, critic_grad_norm) if one stopped the update: that optimizer step and the rest of this
@@ -401,17 +405,17 @@ class Trainer:
         self.trained.train()
         sums: dict[str, float] = {}
         norms: list[float] = []
-        ratio_max, updates, n = 0.0, 0, batch.size
+        ratio_max, updates, n = 0.0, 0, data.tokens.size
         mini_size = n // cfg.mini_batches  # equal on every process (preflight.batch_checks)
         for epoch in range(cfg.ppo_epochs):
             seed = int(unit_draw("minibatch", cfg.seed, step, epoch) * 2**31)
             order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
-            for m in range(0, n, mini_size):
-                mini = order[m : m + mini_size]
-                tokens = par.sum_over_ranks(float(batch.loss_mask[mini].sum()))
+            for first in range(0, n, mini_size):
+                mini = order[first : first + mini_size]
+                tokens = par.sum_over_ranks(float(data.tokens.loss_mask[mini].sum()))
                 micro = [mini[i : i + cfg.micro_batch_size] for i in range(0, len(mini), cfg.micro_batch_size)]
-                for k, idx in enumerate(micro):
-                    stats = self._micro_step(batch, idx, old, ref, adv, returns, values, tokens, k == len(micro) - 1)
+                for k, rows in enumerate(micro):
+                    stats = self._micro_step(data.select(rows), tokens, sync=k == len(micro) - 1)
                     ratio_max = max(ratio_max, stats.pop("ratio_max"))
                     for key, v in stats.items():
                         sums[key] = sums.get(key, 0.0) + v
@@ -435,31 +439,30 @@ class Trainer:
         out["actor/grad_norm"] = _mean(norms)
         return out, None
 
-    def _micro_step(self, batch: TokenBatch, idx: list[int], old: Tensor, ref: Tensor | None, adv: Tensor,
-                    returns: Tensor, values: Tensor | None, tokens: float, sync: bool) -> dict[str, float]:
+    def _micro_step(self, micro: StepBatch, tokens: float, sync: bool) -> dict[str, float]:
         """Forward/backward of one micro-batch. Losses are sums over its tokens divided by the
-        mini-batch's token count, so the micro-batches add up to the mini-batch token mean."""
-        a = self.cfg.algorithm
-        sub = batch.select(idx)
-        w, mask = sub.loss_mask.shape[1], sub.loss_mask
+        mini-batch's token count ``tokens``, so the micro-batches add up to the mini-batch token mean."""
+        alg = self.cfg.algorithm
+        mask = micro.tokens.loss_mask
         with par.gradient_sync(self.trained, sync):
             with autocast(self.cfg.model.autocast, self.device):
-                logp, entropy = token_logprobs(self.trained, sub, self.cfg.rollout.temperature, with_entropy=True)
-            pg, stats = algo.ppo_clip_loss(logp, slice_rows(old, idx, w), slice_rows(adv, idx, w), mask,
-                                           clip_ratio_low=a.clip_ratio_low, clip_ratio_high=a.clip_ratio_high,
+                logp, entropy = token_logprobs(self.trained, micro.tokens, self.cfg.rollout.temperature,
+                                               with_entropy=True)
+            pg, stats = algo.ppo_clip_loss(logp, micro.old_logprobs, micro.advantages, mask,
+                                           clip_ratio_low=alg.clip_ratio_low, clip_ratio_high=alg.clip_ratio_high,
                                            token_count=tokens)
-            kl = (algo.token_mean(algo.kl_penalty(logp, slice_rows(ref, idx, w), a.kl_estimator), mask, tokens)
-                  if ref is not None else torch.zeros((), device=logp.device))
+            kl = (algo.token_mean(algo.kl_penalty(logp, micro.ref_logprobs, alg.kl_estimator), mask, tokens)
+                  if micro.ref_logprobs is not None else torch.zeros((), device=logp.device))
             ent = algo.token_mean(entropy, mask, tokens) if entropy is not None else torch.zeros(())
-            (algo.total_loss(pg, kl, ent, a.kl_coef, a.entropy_coef) * self.world).backward()
+            (algo.total_loss(pg, kl, ent, alg.kl_coef, alg.entropy_coef) * self.world).backward()
         share = float(mask.sum()) / tokens if tokens else 0.0  # this micro-batch's weight in token means
         out = {"pg_loss": float(pg.detach()), "kl": float(kl.detach()), "entropy": float(ent.detach()),
                "ratio_max": float(stats["ratio_max"])}
         out.update({k: float(stats[k]) * share for k in ("clip_fraction", "approx_kl", "ratio_mean")})
-        if self.value is not None and values is not None:
+        if self.value is not None and micro.values is not None:
             with par.gradient_sync(self.value, sync):
-                vloss, _ = algo.value_loss(self.value(sub), slice_rows(values, idx, w), slice_rows(returns, idx, w),
-                                           mask, clip=a.value_clip, token_count=tokens)
+                vloss, _ = algo.value_loss(self.value(micro.tokens), micro.values, micro.returns, mask,
+                                           clip=alg.value_clip, token_count=tokens)
                 (vloss * self.world).backward()
             out["value_loss"] = float(vloss.detach())
         return out
@@ -478,7 +481,7 @@ class Trainer:
         for key in ("mean", "exact_match", "cover_em", "f1", "format_valid"):
             total = par.sum_over_ranks(sum(rewards.get(key, [])))
             out[f"eval/{key}"] = total / len(self.eval_examples)
-        out["eval/searches"] = par.sum_over_ranks(sum(tr.metrics["searches"] for tr in trajs)) / len(
+        out["eval/searches"] = par.sum_over_ranks(sum(traj.metrics["searches"] for traj in trajs)) / len(
             self.eval_examples)
         return out
 
@@ -497,13 +500,13 @@ class Trainer:
     def train(self) -> list[dict[str, float]]:
         """Run the remaining steps with a progress bar; returns this process's metrics per step. Raises
         ``HealthStop`` when the health watch stops the run (its events are in ``health_events`` either way)."""
-        t, history, start = self.cfg.trainer, [], time.perf_counter()
+        train_cfg, history, start = self.cfg.trainer, [], time.perf_counter()
         step = self.start_step
         try:
-            with progress("train", t.total_steps, completed=self.start_step, show=self.rank == 0) as bar:
-                for step in range(self.start_step, t.total_steps):
+            with progress("train", train_cfg.total_steps, completed=self.start_step, show=self.rank == 0) as bar:
+                for step in range(self.start_step, train_cfg.total_steps):
                     metrics = self.step(step)
-                    if t.eval_every and (step + 1) % t.eval_every == 0:
+                    if train_cfg.eval_every and (step + 1) % train_cfg.eval_every == 0:
                         metrics.update(self.evaluate(step))
                     history.append(metrics)
                     events, stop = self._act(self.watch.observe(step, metrics))
@@ -515,9 +518,10 @@ class Trainer:
                     if stop is not None:
                         raise HealthStop(stop)
                     bar.advance(info=f"reward {metrics['reward/mean']:.3f}  noise {metrics['noise/probability']:.2f}")
-                    last = step + 1 == t.total_steps
+                    last = step + 1 == train_cfg.total_steps
                     # a skipped update is never checkpointed: the latest checkpoint stays the last good state
-                    if not metrics[SKIPPED] and (last or (t.save_every and (step + 1) % t.save_every == 0)):
+                    every = train_cfg.save_every
+                    if not metrics[SKIPPED] and (last or (every and (step + 1) % every == 0)):
                         self.save(step)
             self._check_replicas()
             self.export(self.run_dir / "final")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from zerosearch_rl.generation import Generated
-from zerosearch_rl.llm.base import Sampling
+from zerosearch_rl.generation.base import Generated
+from zerosearch_rl.generation.sampling import Sampling
 from zerosearch_rl.records import QAExample
 from zerosearch_rl.tiny_models import byte_tokenizer
 

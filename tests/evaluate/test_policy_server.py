@@ -9,7 +9,7 @@ from tests.fakes.openai_server import FakeOpenAIServer, unused_base_url
 from zerosearch_rl.config import load_config
 from zerosearch_rl.data import write_jsonl
 from zerosearch_rl.evaluate.harness import evaluate_config
-from zerosearch_rl.llm.openai_completions import restore_stop
+from zerosearch_rl.generation.openai_completions import restore_stop
 from zerosearch_rl.net import EndpointError
 from zerosearch_rl.tiny_models import byte_tokenizer
 
@@ -41,7 +41,8 @@ def _cfg(tmp_path, urls, *extra):
 
 def test_agent_through_a_completions_server(tmp_path):
     with FakeOpenAIServer(_reply, models=("served-policy",)) as server:
-        report = evaluate_config(_cfg(tmp_path, f"[{server.base_url}]"), progress=False)
+        cfg = _cfg(tmp_path, f"[{server.base_url}]")
+        report = evaluate_config(cfg, progress=False)
         bodies = [r.body for r in server.requests if r.path == "/v1/completions"]
     assert report.name == "served-policy"  # the first model the server lists
     assert report.results["agent"]["overall"]["exact_match"] == 0.5  # Paris is right for q1, wrong for q2
@@ -49,6 +50,8 @@ def test_agent_through_a_completions_server(tmp_path):
     assert report.results["agent"]["overall"]["format_valid"] == 1.0  # the stripped </search> was put back
     first = bodies[0]
     assert first["stop"] == ["</search>", "</answer>"] and first["temperature"] == 0.0
+    assert first["top_p"] == cfg.eval.top_p
+    assert first["max_tokens"] == cfg.rollout.max_new_tokens  # the first turn's budget, not a sampling default
     assert first["prompt"].startswith("Answer the question below.")
     # the second turn's prompt carries the first turn and the documents, as text
     assert any("<search> capital of France </search>" in b["prompt"] and "Doc 1" in b["prompt"] for b in bodies)

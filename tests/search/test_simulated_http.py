@@ -7,6 +7,7 @@ import pytest
 from fakes.openai_server import FakeOpenAIServer, unused_base_url
 from fakes.zerosearch_original import original_sft_prompt
 from zerosearch_rl.config import load_config
+from zerosearch_rl.generation.sampling import Sampling as PolicySampling
 from zerosearch_rl.llm.base import Sampling
 from zerosearch_rl.llm.openai_http import OpenAIChatClient
 from zerosearch_rl.net import RetryPolicy
@@ -129,7 +130,7 @@ def test_rollout_sends_each_searching_sample_its_own_question_and_answer():
     with FakeOpenAIServer(reply=docs_reply) as server:
         backend = backend_for(server)
         rollout = Rollout(TOK, backend, RolloutConfig(max_turns=2), seed=5, prompt_style="base")
-        rollout.run(ScriptedGenerator(), [ADA, IVY, TOM], 1, step=7, noise_p=0.5, sampling=Sampling())
+        rollout.run(ScriptedGenerator(), [ADA, IVY, TOM], 1, step=7, noise_p=0.5, sampling=PolicySampling())
         prompts = [b["messages"][-1]["content"] for b in server.chat_bodies()]
     expected = {build_simulator_prompt(SearchRequest(f"{ex.question.split()[2]} birthplace", ex.question,
                                                      ex.answers, is_noisy(5, 7, f"{ex.id}#0", 0, 0.5)), "sft")

@@ -15,8 +15,8 @@ from typing import Any
 from zerosearch_rl.config import Config
 from zerosearch_rl.evaluate.harness import NoSearch, RecordingBackend, item_trace
 from zerosearch_rl.evaluate.methods import EvalContext, get_method
-from zerosearch_rl.generation import Generated, TokenGenerator
-from zerosearch_rl.llm.base import Sampling
+from zerosearch_rl.generation.base import Generated, TokenGenerator
+from zerosearch_rl.generation.sampling import Sampling
 from zerosearch_rl.protocol import render_information
 from zerosearch_rl.records import Document, QAExample, SearchRequest
 from zerosearch_rl.search.base import SearchBackend

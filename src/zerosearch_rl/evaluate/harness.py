@@ -41,7 +41,7 @@ from zerosearch_rl.evaluate.report import (
     write_json,
     write_outputs,
 )
-from zerosearch_rl.generation import TokenGenerator
+from zerosearch_rl.generation.base import TokenGenerator
 from zerosearch_rl.records import Document, QAExample, SearchRequest, Trajectory
 from zerosearch_rl.reward import (
     answer_in_documents,
@@ -161,7 +161,7 @@ def as_generator(policy: Any, tokenizer: Any) -> TokenGenerator:
     import torch
 
     if isinstance(policy, torch.nn.Module):
-        from zerosearch_rl.generation import HFGenerator
+        from zerosearch_rl.generation.transformers import HFGenerator
         from zerosearch_rl.protocol import STOP_STRINGS
 
         return HFGenerator(policy, tokenizer, STOP_STRINGS)

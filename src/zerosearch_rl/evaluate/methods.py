@@ -22,8 +22,8 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Protocol
 
 from zerosearch_rl.config import EVAL_METHODS, Config, ConfigError, RolloutConfig
-from zerosearch_rl.generation import ForcedFirstTurn, TokenGenerator
-from zerosearch_rl.llm.base import Sampling
+from zerosearch_rl.generation.base import ForcedFirstTurn, TokenGenerator
+from zerosearch_rl.generation.sampling import Sampling
 from zerosearch_rl.protocol import render_information, render_user_message, uses_chat_template
 from zerosearch_rl.records import Document, QAExample, SearchRequest, SegmentKind, Trajectory
 from zerosearch_rl.rollout import PromptTooLong, Rollout
@@ -58,8 +58,7 @@ class EvalContext:
                     ) -> EvalContext:
         """The context of an evaluation run by ``cfg`` (its ``eval`` sampling, the model's prompt)."""
         e = cfg.eval
-        sampling = Sampling(temperature=e.temperature, top_p=e.top_p, max_new_tokens=e.answer_max_new_tokens,
-                            seed=e.seed if e.temperature > 0 else None)
+        sampling = Sampling(temperature=e.temperature, top_p=e.top_p, seed=e.seed if e.temperature > 0 else None)
         return cls(generator, tokenizer, backend, cfg.rollout, sampling, cfg.model.prompt_style, e.seed,
                    e.answer_max_new_tokens, e.first_turn_prefix, cfg.model.prompt_template)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from zerosearch_rl.config import Config, ConfigError
-from zerosearch_rl.generation import TokenGenerator
+from zerosearch_rl.generation.base import TokenGenerator
 
 
 @dataclass
@@ -38,7 +38,7 @@ def load_eval_policy(cfg: Config) -> EvalPolicy:
     """The policy of ``cfg``: a local model in eval mode with ``HFGenerator``, or a completions server."""
     e, m = cfg.eval, cfg.model
     if e.policy_urls:
-        from zerosearch_rl.llm.openai_completions import CompletionsGenerator, OpenAICompletionsClient
+        from zerosearch_rl.generation.openai_completions import CompletionsGenerator, OpenAICompletionsClient
         from zerosearch_rl.net import RetryPolicy
 
         if not (m.tokenizer or m.policy):
@@ -56,7 +56,7 @@ def load_eval_policy(cfg: Config) -> EvalPolicy:
     if not m.policy:
         raise ConfigError("no policy to evaluate: set model.policy (a local folder, tiny-random, "
                           "smollm2-135m-instruct) or eval.policy_urls")
-    from zerosearch_rl.generation import HFGenerator
+    from zerosearch_rl.generation.transformers import HFGenerator
     from zerosearch_rl.policy import load_policy
     from zerosearch_rl.protocol import STOP_STRINGS
 

@@ -1,4 +1,4 @@
-"""Text generators behind the simulated search engine (and later the policy's HTTP generator).
+"""Text generators behind the simulated search engine and the LLM judge (and the HTTP client of a served policy).
 
 A ``ChatLLM`` takes a batch of user messages and returns one ``Completion`` per message, in order.
 Every chat client sends a message as ``chat_messages`` builds it (over HTTP) or renders it as
@@ -17,7 +17,8 @@ from typing import Any, Protocol, runtime_checkable
 
 @dataclass(frozen=True)
 class Sampling:
-    """Sampling settings of one batch. ``temperature == 0`` means greedy.
+    """A chat LLM's sampling settings for one batch of messages. ``temperature == 0`` means greedy; the default is
+    the simulator's (ZeroSearch's 0.8). The policy's generators have their own, ``generation.sampling.Sampling``.
 
     ``top_p=None`` leaves nucleus sampling unset: the HTTP client does not send it, so the server's default
     applies (vLLM and sglang take it from the model's ``generation_config.json``; the original ZeroSearch

@@ -36,7 +36,7 @@ def enable_checkpointing(model: Any) -> None:
 
 def load_causal_lm(path: str, dtype: str = "float32", device: str = "auto") -> tuple[Any, Any]:
     """(model, tokenizer) from a local directory or an already cached hub name, with SDPA attention
-    (``generation.decoding_attention`` switches CPU decoding to eager, where eager is faster)."""
+    (``generation.transformers.decoding_attention`` switches CPU decoding to eager, where eager is faster)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if not path:

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from zerosearch_rl.console import progress
 from zerosearch_rl.data import DataError
-from zerosearch_rl.llm.base import Sampling
+from zerosearch_rl.generation.sampling import Sampling
 from zerosearch_rl.records import Document, QAExample, SearchRequest
 from zerosearch_rl.reward import extract_answer, f1
 from zerosearch_rl.search.base import FAILED_DOCUMENT_ID, SearchBackend
@@ -227,14 +227,14 @@ def build_collector(cfg: Any) -> Collector:
         raise ConfigError("sim.collector=policy needs model.policy (the policy that searches)")
     kind = cfg.rollout.generator
     if kind == "transformers":
-        from zerosearch_rl.generation import HFGenerator
+        from zerosearch_rl.generation.transformers import HFGenerator
 
         model, tokenizer = load_policy(cfg.model, cfg.trainer.seed)
         generator: Any = HFGenerator(model.eval(), tokenizer, STOP_STRINGS)
     elif kind == "vllm":
         from transformers import AutoTokenizer
 
-        from zerosearch_rl.generation_vllm import VLLMGenerator
+        from zerosearch_rl.generation.vllm import VLLMGenerator
         from zerosearch_rl.model_paths import resolve_model
 
         path = resolve_model(cfg.model.policy, "model.policy")
@@ -245,5 +245,5 @@ def build_collector(cfg: Any) -> Collector:
         raise ConfigError(f"sim.collector=policy: rollout.generator={kind} is not supported for collection; "
                           f"valid: transformers, vllm")
     r = cfg.rollout
-    return PolicyCollector(generator, tokenizer, r, Sampling(r.temperature, r.top_p, r.max_new_tokens),
+    return PolicyCollector(generator, tokenizer, r, Sampling(r.temperature, r.top_p),
                            cfg.sim.samples_per_question, cfg.trainer.seed, cfg.model.prompt_style)

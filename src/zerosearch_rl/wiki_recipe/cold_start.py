@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from zerosearch_rl.generation import Generated
-from zerosearch_rl.llm.base import Sampling
+from zerosearch_rl.generation.base import Generated
+from zerosearch_rl.generation.sampling import Sampling
 from zerosearch_rl.protocol import ANSWER, INFORMATION, SEARCH
 from zerosearch_rl.records import QAExample, Trajectory
 from zerosearch_rl.reward import cover_em, extract_answer

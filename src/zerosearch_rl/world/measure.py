@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from zerosearch_rl.config import RolloutConfig
-from zerosearch_rl.generation import ForcedFirstTurn, TokenGenerator
-from zerosearch_rl.llm.base import ChatLLM, Sampling
+from zerosearch_rl.generation.base import ForcedFirstTurn, TokenGenerator
+from zerosearch_rl.generation.sampling import Sampling
+from zerosearch_rl.llm.base import ChatLLM
+from zerosearch_rl.llm.base import Sampling as ChatSampling
 from zerosearch_rl.records import QAExample, SearchRequest
 from zerosearch_rl.reward import answer_in_documents, exact_match, extract_answer
 from zerosearch_rl.search.base import SearchBackend
@@ -65,7 +67,7 @@ class PolicyScore:
 def policy_em(model: Any, tokenizer: Any, engine: SearchBackend, examples: Sequence[QAExample],
               forced_prefix: str = "", batch_size: int = 64, cfg: RolloutConfig = WORLD_ROLLOUT) -> PolicyScore:
     """Greedy episodes of the policy against ``engine``; EM by source (and overall)."""
-    from zerosearch_rl.generation import HFGenerator
+    from zerosearch_rl.generation.transformers import HFGenerator
     from zerosearch_rl.protocol import STOP_STRINGS
     from zerosearch_rl.rollout import Rollout
 
@@ -108,7 +110,7 @@ def simulator_containment(llm: ChatLLM, examples: Sequence[QAExample], prompt: s
             hops.append((kind, ex.metadata["bridge"] if kind == "hop1" else ex.answers[0]))
             requests.append(SearchRequest(query=query, question=ex.question, answers=ex.answers, noisy=False,
                                           sample_id=ex.id))
-    sampling = Sampling(temperature=0.0, max_new_tokens=max_new_tokens)
+    sampling = ChatSampling(temperature=0.0, max_new_tokens=max_new_tokens)
     if prompt == "sft":
         pages = SimulatedBackend(llm, mode="sft", topk=topk, sampling=sampling).search(requests)
     elif prompt == "raw":

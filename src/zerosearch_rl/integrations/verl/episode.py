@@ -32,11 +32,11 @@ from typing import Any
 from zerosearch_rl.config import Config, ConfigError
 from zerosearch_rl.curriculum import NoiseSchedule
 from zerosearch_rl.data import example_from_row
-from zerosearch_rl.generation import end_of_sequence_ids
+from zerosearch_rl.generation.base import end_of_sequence_ids
+from zerosearch_rl.generation.sampling import Sampling
 from zerosearch_rl.integrations.verl import EPISODE_METRICS
 from zerosearch_rl.integrations.verl.generator import KEEP_STOP_STRING, ServerManager, ServerManagerGenerator
 from zerosearch_rl.integrations.verl.step import STEP_SOURCES, FixedStep, StepSource, WeightVersionStep
-from zerosearch_rl.llm.base import Sampling
 from zerosearch_rl.records import Document, QAExample, SearchRequest, SegmentKind, Trajectory
 from zerosearch_rl.rollout import Rollout
 from zerosearch_rl.search.base import SearchBackend

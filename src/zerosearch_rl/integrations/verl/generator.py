@@ -21,8 +21,8 @@ from typing import Any, Protocol
 from uuid import uuid4
 
 from zerosearch_rl.config import ConfigError
-from zerosearch_rl.generation import Finish, Generated
-from zerosearch_rl.llm.base import Sampling
+from zerosearch_rl.generation.base import Finish, Generated
+from zerosearch_rl.generation.sampling import Sampling
 from zerosearch_rl.net import run_sync
 from zerosearch_rl.protocol import STOP_STRINGS
 

@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from zerosearch_rl.cli.args import add_config_args, non_empty, positive_int
 from zerosearch_rl.config import EVAL_METHODS, Config, load_config
 
 
@@ -75,11 +76,9 @@ def _fanoutqa(args: argparse.Namespace) -> None:
 
 def register(commands: Any) -> None:
     """Add ``eval`` (with ``compare``) and ``ask`` to the top-level subcommands."""
-    from zerosearch_rl.cli import _add_config_args, non_empty, positive_int
-
     ev = commands.add_parser("eval", help="evaluate a policy with direct / cot / rag / agent on QA data",
                              description="Evaluate; `zerosearch eval compare RUN...` puts finished runs side by side")
-    _add_config_args(ev)
+    add_config_args(ev)
     ev.add_argument("--data", nargs="+", help="QA files (ZeroSearch parquet or JSONL); sets data.eval_files")
     ev.add_argument("--sources", nargs="+", help="keep only these data sources; sets data.sources")
     ev.add_argument("--limit", type=positive_int, help="at most N questions per file; sets eval.limit")
@@ -97,7 +96,7 @@ def register(commands: Any) -> None:
 
     ask = commands.add_parser("ask", help="answer one question, printing the trace live with coloured tags")
     ask.add_argument("question", type=non_empty)
-    _add_config_args(ask)
+    add_config_args(ask)
     ask.add_argument("--method", default="agent", choices=EVAL_METHODS, help="how to ask (default agent)")
     ask.add_argument("--answer", action="append", type=non_empty, help="a gold answer: adds scores (repeatable)")
     ask.add_argument("--json", action="store_true", help="print the trace as JSON (for scripts)")

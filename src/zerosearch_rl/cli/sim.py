@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from zerosearch_rl.cli.args import add_config_args
 from zerosearch_rl.config import Config, ConfigError, load_config
 
 
@@ -106,6 +107,5 @@ def register(commands: Any) -> None:
         ("score", _score, "score the tuned simulator on held-out pages beside the real engine (table, JSON, PNG)"),
     ):
         action = actions.add_parser(name, help=text)
-        action.add_argument("--config", help="YAML config file (omit for the defaults); section.field=value "
-                                             "arguments anywhere on the line override it")
+        add_config_args(action)
         action.set_defaults(run=run)

@@ -28,8 +28,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from zerosearch_rl.generation import Finish, Generated
-from zerosearch_rl.llm.base import Sampling
+from zerosearch_rl.generation.base import Finish, Generated
+from zerosearch_rl.generation.sampling import Sampling
 from zerosearch_rl.llm.vllm_chat import import_vllm, shutdown_engine, start_engine
 
 SYNC_CHUNK_BYTES = 1 << 30

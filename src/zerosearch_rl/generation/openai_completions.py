@@ -14,11 +14,11 @@ reply opened that element and did not close it, so the action parses as the mode
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
-from zerosearch_rl.generation import Finish, Generated
-from zerosearch_rl.llm.base import Sampling
+from zerosearch_rl.generation.base import Finish, Generated
+from zerosearch_rl.generation.sampling import Sampling
+from zerosearch_rl.llm.base import Sampling as ChatSampling
 from zerosearch_rl.llm.openai_http import OpenAIChatClient
 from zerosearch_rl.net import EndpointError
 from zerosearch_rl.protocol import STOP_STRINGS
@@ -71,9 +71,9 @@ class CompletionsGenerator:
                 for i in rows:
                     out[i] = Generated([], [], "length")
                 continue
+            chat_sampling = ChatSampling(sampling.temperature, sampling.top_p, budget, sampling.seed)
             texts = [self.tokenizer.decode(list(prompts[i]), skip_special_tokens=False) for i in rows]
-            for i, done in zip(rows, self.client.generate(texts, replace(sampling, max_new_tokens=budget)),
-                               strict=True):
+            for i, done in zip(rows, self.client.generate(texts, chat_sampling), strict=True):
                 if done.text is None:
                     raise EndpointError(done.error or "policy server: no reply")
                 text, stopped = restore_stop(done.text)

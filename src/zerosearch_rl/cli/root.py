@@ -3,50 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
-from zerosearch_rl import __version__, cli_eval, cli_sim, cli_wiki, cli_world
+from zerosearch_rl import __version__
+from zerosearch_rl.cli import eval as cli_eval
+from zerosearch_rl.cli import sim as cli_sim
+from zerosearch_rl.cli import wiki as cli_wiki
+from zerosearch_rl.cli import world as cli_world
+from zerosearch_rl.cli.args import add_config_args, add_run_folder_args, non_empty, positive_int
+from zerosearch_rl.cli.errors import run_command
 from zerosearch_rl.config import BACKENDS, SECTIONS, ConfigError, describe_fields, dump_config, load_config
 from zerosearch_rl.data import DataError, load_examples
-from zerosearch_rl.health import HealthStop, summary
-from zerosearch_rl.net import EndpointError
-from zerosearch_rl.protocol import PromptError
-from zerosearch_rl.run_folder import RunError
-from zerosearch_rl.search.base import SearchError
-from zerosearch_rl.search.corpus import CorpusError
-from zerosearch_rl.tracking import MetricsError
-
-#: Errors a user can fix from the message alone: printed on one line, exit code 2, no traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, CorpusError, PromptError, SearchError,
-                                            EndpointError, HealthStop, MetricsError, RunError)
-#: File-system errors about a path the user gave (exit 2, as bad input); any other OSError (a full disk, an I/O
-#: error) and a missing optional package (our ImportErrors say what to install) exit 1, also on one line.
-PATH_ERRORS: tuple[type[OSError], ...] = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
-                                          PermissionError)
-ONE_LINE_ERRORS: tuple[type[Exception], ...] = (*USER_ERRORS, OSError, ImportError)
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def non_empty(text: str) -> str:
-    """An argparse type: text with something in it."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("must not be empty")
-    return text
+from zerosearch_rl.health import summary
 
 
 def _config_show(args: argparse.Namespace) -> None:
@@ -162,20 +133,6 @@ def _demo(args: argparse.Namespace) -> None:
     run_demo(args.out, simulator=not args.no_simulator, limit=args.limit)
 
 
-def _add_config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="YAML config file (omit for the defaults); section.field=value "
-                                         "arguments anywhere on the line override it")
-
-
-def _add_run_folder_args(parser: argparse.ArgumentParser) -> None:
-    again = parser.add_mutually_exclusive_group()
-    again.add_argument("--resume", action="store_true",
-                       help="continue the run in trainer.output_dir from its newest intact checkpoint")
-    again.add_argument("--overwrite", action="store_true",
-                       help="replace the run in trainer.output_dir (its files are removed first); without --resume "
-                            "or --overwrite a folder that holds a run is refused")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zerosearch",
@@ -204,16 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--answer", action="append", type=non_empty,
                         help="a gold answer for the simulator (repeatable)")
     search.add_argument("--noisy", action="store_true", help="ask a simulated engine for noisy documents")
-    _add_config_args(search)
+    add_config_args(search)
     search.set_defaults(run=_search)
 
     serve = commands.add_parser("serve", help="put a search engine behind HTTP (Search-R1 /retrieve protocol)")
-    _add_config_args(serve)
+    add_config_args(serve)
     serve.set_defaults(run=_serve)
 
     train = commands.add_parser("train", help="RL training (GRPO / PPO / REINFORCE) of a search policy")
-    _add_config_args(train)
-    _add_run_folder_args(train)
+    add_config_args(train)
+    add_run_folder_args(train)
     train.add_argument("--check", action="store_true", help="run the pre-flight checks only (batch arithmetic, "
                        "lengths, model files, engines, memory, disk): exit 0, or 2 when one fails")
     train.add_argument("--processes", type=int, help="with --check: the data-parallel process count to check for "
@@ -226,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     script.add_argument("pairs", nargs="*", help="the original's KEY VALUE arguments, e.g. NUM_GPUS_PER_NODE 4 "
                                                  "MODEL_PATH Qwen2.5-3B-Instruct DATA_PATH ZeroSearch_dataset")
     script.add_argument("--dry-run", action="store_true", help="print the command and the resolved config only")
-    _add_run_folder_args(script)
+    add_run_folder_args(script)
     script.set_defaults(run=_script)
 
     plot = commands.add_parser("plot", help="draw a run's metric curves to a PNG")
@@ -260,54 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
 _OVERRIDE = re.compile(r"^[A-Za-z_]\w*\.[A-Za-z_]\w*=")
 
 
-def _message(exc: BaseException) -> str:
-    """One line for an error: an OSError as ``path: reason``, anything else as its message."""
-    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
-        path = Path(str(exc.filename))
-        blocker = next((p for p in (path, *path.parents) if p.is_file()), None)
-        if isinstance(exc, (NotADirectoryError, FileExistsError)) and blocker is not None:  # mkdir meets a file
-            where = "" if blocker == path else f"{path}: "
-            return f"{where}{blocker} is a file, not a folder"
-        paths = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else str(exc.filename)
-        return f"{paths}: {exc.strerror}"
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _notices() -> logging.Handler:
-    """Our modules' warnings (a retry, a repaired file) as ``zerosearch: ...`` lines on stderr while a command runs."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("zerosearch: %(message)s"))
-    logging.getLogger("zerosearch_rl").addHandler(handler)
-    return handler
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """The ``zerosearch`` command. Every error of ours, every file-system error and a missing optional package end
-    in one line ``zerosearch: error: ...`` (exit 2 for bad input, 1 otherwise), Ctrl-C in ``zerosearch: interrupted
-    ...`` (exit 130); ``--debug`` lets the traceback through. Any other exception is a bug: its traceback shows."""
+    """The ``zerosearch`` command: the line parsed (``section.field=value`` overrides and ``--debug`` may stand
+    anywhere), the command run; how it ends, errors included, is ``errors.run_command``'s."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     overrides = [a for a in argv if _OVERRIDE.match(a)]  # section.field=value, anywhere on the line
     args = build_parser().parse_args([a for a in argv if not _OVERRIDE.match(a) and a != "--debug"])
     args.overrides, args.debug = overrides, debug
     run: Callable[[argparse.Namespace], None] = args.run
-    handler = _notices()
-    try:
-        run(args)
-    except KeyboardInterrupt as exc:
-        if debug:
-            raise
-        print(f"zerosearch: {_message(exc) if str(exc) else 'interrupted'}", file=sys.stderr)
-        return 130
-    except ONE_LINE_ERRORS as exc:
-        if debug:
-            raise
-        print(f"zerosearch: error: {_message(exc)}", file=sys.stderr)
-        return 2 if isinstance(exc, USER_ERRORS + PATH_ERRORS) else 1
-    finally:
-        logging.getLogger("zerosearch_rl").removeHandler(handler)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return run_command(run, args, debug)
