@@ -470,8 +470,11 @@ def test_ctrl_c_says_where_the_run_stopped_and_resume_continues(finished, tmp_pa
     run_dir = tmp_path / "run"
     command = [sys.executable, "-m", "zerosearch_rl", *train(run_dir)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    # a test run started in the background (`make test &`) inherits SIGINT ignored, and Python then installs
+    # no KeyboardInterrupt handler: the child gets the default disposition back, as a terminal gives it
     proc = subprocess.Popen([*command, "trainer.total_steps=1000", "curriculum.steps=1000"], cwd=finished, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     target = run_dir / "checkpoints" / "step-000001" / "state.pt"
     deadline = time.monotonic() + 300
     while not target.exists() and proc.poll() is None and time.monotonic() < deadline:
