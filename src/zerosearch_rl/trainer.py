@@ -9,6 +9,7 @@ of the whole mini-batch, and DDP averages the gradients.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import math
 import time
@@ -612,4 +613,11 @@ class Trainer:
         getattr(self.generator, "close", lambda: None)()
         if dist.is_initialized():
             dist.barrier()  # no process tears gloo down while another still exports (it aborted a rank at exit)
+            # Free the DDP wrappers (their reducers hold the process group) while the group is still registered:
+            # freed later, the reducer's last reference runs gloo's destructor with the GIL held, which joins a
+            # worker thread that needs the GIL to finish the barrier's work (a rank hung at exit).
+            self.trained = self.policy
+            if self.value is not None:
+                self.value = getattr(self.value, "module", self.value)
+            gc.collect()
             dist.destroy_process_group()
