@@ -15,7 +15,7 @@ keeps the softmax and the log-probs in float32. Measured in one run, each arm al
   sampler's own bf16 log-probs against the bf16 training pass (``algorithm.old_logprobs=behaviour``).
 
 Prints the ratios (float32 time / bf16 time: above 1 means bf16 is faster). Run:
-``python benchmarks/bench_autocast.py`` (about 5 minutes on 2 cores).
+``python benchmarks/bench_autocast.py`` (7 minutes here, on 2 shared cores).
 """
 
 from __future__ import annotations
